@@ -22,3 +22,32 @@ from ._model import entropy as entropy  # noqa: E402
 from ._model import free_energy as free_energy  # noqa: E402
 from ._status import Status as Status  # noqa: E402
 from ._version import __version__ as __version__  # noqa: E402
+from ._transitions import Coexistence as Coexistence  # noqa: E402
+from ._transitions import LandauCoefficients as LandauCoefficients  # noqa: E402
+from ._transitions import Tricritical as Tricritical  # noqa: E402
+from ._transitions import coexistence as coexistence  # noqa: E402
+from ._transitions import critical_field as critical_field  # noqa: E402
+from ._transitions import first_order_field as first_order_field  # noqa: E402
+from ._transitions import landau_coefficients as landau_coefficients  # noqa: E402
+from ._transitions import tricritical as tricritical  # noqa: E402
+from ._inequivalence import Agreement as Agreement  # noqa: E402
+from ._inequivalence import EnsembleAgreement as EnsembleAgreement  # noqa: E402
+from ._inequivalence import EntropyCurve as EntropyCurve  # noqa: E402
+from ._inequivalence import ensemble_agreement as ensemble_agreement  # noqa: E402
+from ._inequivalence import entropy_curve as entropy_curve  # noqa: E402
+from ._microcanonical import EnergyRange as EnergyRange  # noqa: E402
+from ._microcanonical import MicrocanonicalState as MicrocanonicalState  # noqa: E402
+from ._microcanonical import energy_range as energy_range  # noqa: E402
+from ._microcanonical import microcanonical as microcanonical  # noqa: E402
+from ._microcanonical import microcanonical_state as microcanonical_state  # noqa: E402
+from ._microcanonical_transitions import (  # noqa: E402
+    MicrocanonicalTransition as MicrocanonicalTransition,
+)
+from ._microcanonical_transitions import TemperatureSolutions as TemperatureSolutions  # noqa: E402
+from ._microcanonical_transitions import (  # noqa: E402
+    microcanonical_at_temperature as microcanonical_at_temperature,
+)
+from ._microcanonical_transitions import (  # noqa: E402
+    microcanonical_first_order as microcanonical_first_order,
+)
+from . import finite_size as finite_size  # noqa: E402

@@ -31,9 +31,8 @@ from ._validate import check
 
 __all__ = ["CanonicalState", "GroundState", "canonical", "canonical_state", "ground_state"]
 
-N_SCAN = 48
-_FIXED_ITER = 6
-_MAX_ITER = 60
+N_SCAN = 32
+N_NEWTON = 4
 
 
 class CanonicalState(NamedTuple):
@@ -106,48 +105,52 @@ def scan_fields(model: CollectiveSpinModel, couplings, h, T, n_scan: int):
     return b
 
 
-def minimize_1d(F, b0, lo, hi, tol, fixed_iter=0):
+def minimize_1d(F, b0, lo, hi, n_iter: int = N_NEWTON, observable=None):
     """Safeguarded Newton minimization of a smooth scalar ``F`` in the bracket ``[lo, hi]``.
 
-    Newton steps with autodiff ``F'``/``F''``; a step that leaves the bracket or meets negative
-    curvature becomes a bisection on the sign of ``F'``.  Returns ``(b, converged)``.
+    ``n_iter`` Newton steps with autodiff ``F'``/``F''`` (a step that leaves the bracket or meets
+    negative curvature becomes a bisection on the sign of ``F'``), then one more step whose size
+    certifies convergence.  A fixed step count keeps every lane of a ``vmap`` busy (no
+    ``while_loop`` waiting for the slowest point); from the parabolic start of the scan, Newton
+    converges quadratically in 2-3 steps, so ``n_iter = 4`` leaves a wide margin.
+
+    Returns:
+        ``(b, converged)``: converged when the last Newton step is below ``1e-8 (1 + |b|)``
+        (quadratic convergence: the error after it is ~1e-16), or when it can no longer change
+        ``F`` by more than ``1e-3 eps (1 + |F|)`` (a degenerate, critical minimum, where Newton is
+        only linear in ``b`` but ``F`` is exact), or when it changes ``observable(b)`` (a
+        pytree of the physical outputs, e.g. the magnetization) by at most ``1e-10`` (a saturated
+        state, where ``F`` and the outputs no longer depend on ``b``).
     """
     one = jnp.ones_like(b0)
+    eps = jnp.finfo(b0.dtype).eps
 
     def dF(b):
         return jax.jvp(F, (b,), (one,))[1]
 
-    def g_and_H(b):  # forward-over-forward: the cheapest exact F', F'' of a scalar function
-        return jax.jvp(dF, (b,), (one,))
-
-    eps = jnp.finfo(b0.dtype).eps
-
-    def cond(c):
-        it, b, lo, hi, step, gain = c
-        moving = jnp.abs(step) > tol * (1.0 + jnp.abs(b))
-        # |F'·Δb| bounds what one more step could still gain in F: at a degenerate (critical)
-        # minimum Newton converges only linearly in b, but F is exact long before b is.
-        gaining = gain > 1e-3 * eps * (1.0 + jnp.abs(F(b)))
-        return (it < _MAX_ITER) & moving & gaining
-
-    def body(c):
-        it, b, lo, hi, _, _ = c
-        g, H = g_and_H(b)
+    def step(carry, _):  # forward-over-forward: the cheapest exact F', F'' of a scalar function
+        b, lo, hi = carry
+        g, H = jax.jvp(dF, (b,), (one,))
         lo = jnp.where(g < 0, b, lo)
         hi = jnp.where(g > 0, b, hi)
         newton = b - g / jnp.where(H > 0, H, 1.0)
         use_newton = (H > 0) & (newton >= lo) & (newton <= hi)
         bn = jnp.where(use_newton, newton, 0.5 * (lo + hi))
         bn = jnp.where(g == 0, b, bn)
-        return it + 1, bn, lo, hi, bn - b, jnp.abs(g * (bn - b))
+        return (bn, lo, hi), (bn - b, g)
 
-    inf = jnp.asarray(jnp.inf, b0.dtype)
-    if fixed_iter:
-        it, b, lo, hi, step, gain = jax.lax.fori_loop(
-            0, fixed_iter, lambda i, c: body(c), (0, b0, lo, hi, inf, inf))
-        return b, ~cond((0, b, lo, hi, step, gain))
-    it, b, *_ = jax.lax.while_loop(cond, body, (0, b0, lo, hi, inf, inf))
-    return b, it < _MAX_ITER
+    carry = (b0, lo, hi)
+    for _ in range(n_iter + 1):  # unrolled: n_iter is small and static
+        carry, (db, g) = step(carry, None)
+    b = carry[0]
+    small_step = jnp.abs(db) <= 1e-8 * (1.0 + jnp.abs(b))
+    no_gain = jnp.abs(g * db) <= 1e-3 * eps * (1.0 + jnp.abs(F(b)))
+    converged = small_step | no_gain
+    if observable is not None:
+        before, after = observable(b - db), observable(b)
+        change = jax.tree_util.tree_map(lambda x, y: jnp.max(jnp.abs(x - y)), before, after)
+        converged = converged | (jnp.max(jnp.stack(jax.tree_util.tree_leaves(change))) <= 1e-10)
+    return b, converged
 
 
 def _discrete_minima(Fs, symmetric: bool):
@@ -159,6 +162,21 @@ def _discrete_minima(Fs, symmetric: bool):
         # b = 0 is a mirror point: it is a minimum iff F rises strictly on both sides.
         left = left.at[0].set(jnp.inf)
     return (Fs <= left) & (Fs < right)
+
+
+def _parabola_vertex(bs, Fs, idx, fallback):
+    """Vertex of the parabola through the scan points ``idx - 1, idx, idx + 1`` (``fallback``
+    where it is not a convex parabola or ``idx`` is at an end of the scan)."""
+    n = bs.shape[0]
+    im, ip = jnp.maximum(idx - 1, 0), jnp.minimum(idx + 1, n - 1)
+    x0, x1, x2 = bs[im], bs[idx], bs[ip]
+    y0, y1, y2 = Fs[im], Fs[idx], Fs[ip]
+    d01 = (y1 - y0) / jnp.where(x1 != x0, x1 - x0, 1.0)
+    d12 = (y2 - y1) / jnp.where(x2 != x1, x2 - x1, 1.0)
+    curv = (d12 - d01) / jnp.where(x2 != x0, x2 - x0, 1.0)
+    interior = (idx > 0) & (idx < n - 1) & (curv > 0) & jnp.isfinite(curv)
+    vertex = 0.5 * (x0 + x1) - d01 / jnp.where(interior, 2.0 * curv, 1.0)
+    return jnp.where(interior, vertex, fallback)
 
 
 def paramagnetic_stiffness(model: CollectiveSpinModel, couplings, h, T):
@@ -180,7 +198,6 @@ def paramagnetic_stiffness(model: CollectiveSpinModel, couplings, h, T):
 def canonical_point(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N_SCAN):
     """Canonical equilibrium at ONE point; scalars in, :class:`CanonicalState` of scalars out."""
     dtype = jnp.result_type(h, T, float)
-    tol = 64 * jnp.finfo(dtype).eps
     F = functools.partial(reduced_free_energy, model, couplings, h, T)
     bs = scan_fields(model, couplings, h, T, n_scan)
     Fs = jax.vmap(F)(bs)
@@ -193,19 +210,32 @@ def canonical_point(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N
         # The paramagnet b = 0 is stationary; it is a local minimum iff its stiffness
         # u''(0) + h coth(h/T) (inverse transverse susceptibility, exact) is positive.  If it is
         # not, yet F(b_1) > F(0), a ferromagnetic minimum lies in (0, b_1): search it there.
-        para_stable = paramagnetic_stiffness(model, couplings, h, T) > 0
+        # (At zero stiffness, a critical point, the paramagnet is kept as a candidate too.)
+        para_stable = paramagnetic_stiffness(model, couplings, h, T) >= 0
         is_min = is_min.at[0].set(para_stable | (Fs[1] > Fs[0]))
         b0s = b0s.at[0].set(jnp.where(para_stable, 0.0, 0.5 * bs[1]))
         hi_b = hi_b.at[0].set(jnp.where(para_stable, 0.0, bs[1]))
     n_minima = jnp.sum(is_min).astype(jnp.int32)
 
-    # Polish the two lowest discrete minima, each inside the bracket of its scan neighbours.
+    # Polish the two lowest discrete minima, each inside the bracket of its scan neighbours,
+    # starting from the vertex of the parabola through the three scan points around it.
     score = jnp.where(is_min, Fs, jnp.inf)
     _, idx = jax.lax.top_k(-score, 2)
-    b_star, ok = jax.vmap(lambda b0, lo, hi: minimize_1d(F, b0, lo, hi, tol, _FIXED_ITER))(
-        b0s[idx], lo_b[idx], hi_b[idx])
+    b0 = jnp.clip(_parabola_vertex(bs, Fs, idx, b0s[idx]), lo_b[idx], hi_b[idx])
+    def magnetization(b):
+        st = field_state(b, h, T)
+        return st.Mx, st.Mz
+
+    b_star, ok = jax.vmap(lambda b0, lo, hi: minimize_1d(F, b0, lo, hi, observable=magnetization))(
+        b0, lo_b[idx], hi_b[idx])
     F_star = jax.vmap(F)(b_star)
     F_star = jnp.where(jnp.isfinite(score[idx]), F_star, jnp.inf)
+    if model.z2_symmetric:
+        # The paramagnet is exact; a ferromagnet within rounding of it (at a critical or
+        # tricritical point, F - F_para ~ Mz^4 or Mz^6 < eps) is not a distinct phase.
+        is_para = (b_star == 0) & jnp.isfinite(F_star)
+        tie = 4 * jnp.finfo(F_star.dtype).eps * (1.0 + jnp.abs(F_star))
+        F_star = jnp.where(is_para, F_star - jnp.where(is_para, tie, 0.0), F_star)
     k = jnp.argmin(F_star)
     b = b_star[k]
     if model.z2_symmetric:

@@ -1,0 +1,252 @@
+"""Sweep storage: one Zarr (format 3) store per sweep, readable with ``xarray.open_zarr``.
+
+Layout of ``OUT.zarr``::
+
+    zarr.json            root group; attributes: the spec (TOML and normalized JSON text), its
+                         SHA-256, package/jax/zarr versions, devices, dates, state
+    h/ K/ T/ (or eps/)   1-D coordinate arrays (dimension_names = the axis)
+    <output>/            one N-d array per output, shape = the grid, dimension_names = the axes,
+                         chunks = the sweep's chunks (one sweep chunk = one Zarr chunk)
+    _sweep/done          uint8 (n_chunks,), one Zarr chunk per sweep chunk; done[i] is set to 1
+                         only after every output of chunk i was written
+
+Resume: a rerun reads ``done`` and computes the other chunks only.  A chunk whose ``done`` flag
+is not set is recomputed from scratch and overwritten, so a chunk interrupted mid-write is never
+taken for complete.  A store is reused only when the spec's hash matches.  ``state`` goes
+``creating -> running -> complete``; a store left in ``creating`` (killed while being created)
+is recreated.  On completion the metadata is consolidated (plain ``xarray.open_zarr(OUT)``
+then opens it without warnings).
+
+Unwritten values read as the fill value: NaN for floats, -1 for integers (e.g. ``status``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from . import _kernels
+from ._spec import SweepSpec
+
+__all__ = ["SweepError", "SweepStore", "create_store", "open_store"]
+
+FORMAT = 1
+_DONE = "_sweep/done"
+
+
+class SweepError(RuntimeError):
+    """A sweep cannot run or resume (e.g. the output store belongs to a different spec)."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _fill(dtype: np.dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return np.nan
+    if dtype.kind in "iu":
+        return -1 if dtype.kind == "i" else 0
+    if dtype.kind == "b":
+        return False
+    raise SweepError(f"cannot store outputs of dtype {dtype}")
+
+
+class SweepStore:
+    """An open sweep store (a ``zarr.Group`` plus the bookkeeping of done chunks)."""
+
+    def __init__(self, group: zarr.Group, path: Path):
+        self.group = group
+        self.path = path
+        self._arrays: dict[str, zarr.Array] = {}
+
+    def _array(self, name: str) -> zarr.Array:
+        if name not in self._arrays:
+            self._arrays[name] = self.group[name]
+        return self._arrays[name]
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.group.attrs)
+
+    @property
+    def state(self) -> str:
+        return self.group.attrs.get("jaxlmg_store_state", "")
+
+    @property
+    def n_chunks(self) -> int:
+        return self.group[_DONE].shape[0]
+
+    def done(self) -> np.ndarray:
+        """``(n_chunks,)`` bool: which chunks are completely written."""
+        return np.asarray(self._array(_DONE)[:]).astype(bool)
+
+    def write_chunk(self, index: int, region: tuple[slice, ...], values: dict[str, np.ndarray]):
+        """Write every output of chunk ``index`` into ``region``, then mark the chunk done."""
+        for name, v in values.items():
+            self._array(name)[region] = v
+        self._array(_DONE)[index] = 1  # strictly after the data: a killed write stays not-done
+
+    def is_consolidated(self) -> bool:
+        meta = json.loads((self.path / "zarr.json").read_text())
+        return meta.get("consolidated_metadata") is not None
+
+    def set_attrs(self, **attrs):
+        self.group.attrs.update(attrs)
+
+    def finalize(self, **attrs):
+        """Mark complete (only when every chunk is done) and consolidate the metadata."""
+        if not self.done().all():
+            raise SweepError(f"{self.path}: cannot finalize, {int((~self.done()).sum())} chunks "
+                             "are not done")
+        self.group.attrs.update(jaxlmg_store_state="complete", date_completed=_now(), **attrs)
+        with warnings.catch_warnings():
+            # zarr warns that consolidated metadata is not (yet) part of the Zarr v3 spec;
+            # zarr-python and xarray read it, and the store stays valid without it.
+            warnings.simplefilter("ignore")
+            zarr.consolidate_metadata(str(self.path))
+
+
+def _is_jaxlmg_store(path: Path) -> bool:
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return False
+    try:
+        return "jaxlmg_store_format" in json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+
+
+def remove_store(path: Path) -> None:
+    """Delete a jaxlmg sweep store (refuses anything else, e.g. a mistyped ``-o``)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if not _is_jaxlmg_store(path):
+        raise SweepError(f"{path} exists and is not a jaxlmg sweep store; refusing to delete it "
+                         "(remove it yourself or choose another output path)")
+    shutil.rmtree(path)
+
+
+def open_store(path, spec: SweepSpec) -> SweepStore | None:
+    """Open an existing store for resuming, or ``None`` if there is none to resume.
+
+    Returns ``None`` when ``path`` does not exist or holds a store that was killed while being
+    created (it is then deleted).
+
+    Raises:
+        SweepError: ``path`` exists but is not a jaxlmg store, or was written by a different
+            spec (the message names the keys that differ).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    if not _is_jaxlmg_store(path):
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+            return None
+        raise SweepError(f"{path} exists and is not a jaxlmg sweep store; choose another output "
+                         "path")
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    attrs = dict(group.attrs)
+    if attrs.get("jaxlmg_store_state") == "creating":
+        remove_store(path)
+        return None
+    if attrs.get("jaxlmg_store_format") != FORMAT:
+        raise SweepError(f"{path}: store format {attrs.get('jaxlmg_store_format')} is not "
+                         f"supported by this jaxlmg (format {FORMAT}); use --overwrite")
+    stored = attrs.get("jaxlmg_spec_hash")
+    if stored != spec.spec_hash():
+        old = json.loads(attrs.get("jaxlmg_spec_json", "{}"))
+        new = spec.identity()
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise SweepError(
+            f"{path} holds a sweep of a different spec (differs in: {', '.join(diff) or '?'}; "
+            f"stored hash {str(stored)[:12]}, this spec {spec.spec_hash()[:12]}); refusing to "
+            "resume.  Use another output path, or --overwrite to discard the stored results.")
+    return SweepStore(group, path)
+
+
+def create_store(path, spec: SweepSpec, *, spec_text: str | None, chunks: tuple[int, ...],
+                 n_chunks: int, dtypes: dict[str, np.dtype], run_info: dict[str, Any]
+                 ) -> SweepStore:
+    """Create a new store for ``spec`` (``path`` must not exist).
+
+    Args:
+        path: the store directory (``*.zarr`` by convention).
+        spec: the validated spec.
+        spec_text: the spec file's text (stored verbatim; ``spec.to_toml()`` if ``None``).
+        chunks: Zarr chunk shape of the outputs (= one sweep chunk).
+        n_chunks: number of sweep chunks.
+        dtypes: output name -> dtype.
+        run_info: extra root attributes (versions, devices, ...).
+    """
+    path = Path(path)
+    if path.exists():
+        raise SweepError(f"{path} already exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    axes = spec.axes
+    attrs = {
+        "title": f"jaxlmg {spec.ensemble} sweep",
+        "description": spec.description,
+        "ensemble": spec.ensemble,
+        "J": spec.J,
+        "precision": spec.precision,
+        "jaxlmg_spec_toml": spec_text if spec_text is not None else spec.to_toml(),
+        "jaxlmg_spec_json": json.dumps(spec.identity(), sort_keys=True),
+        "jaxlmg_spec_hash": spec.spec_hash(),
+        "jaxlmg_store_format": FORMAT,
+        "jaxlmg_store_state": "creating",
+        "date_created": _now(),
+        "zarr_version": zarr.__version__,
+        **run_info,
+    }
+    group = zarr.open_group(str(path), mode="w-", zarr_format=3, attributes=attrs)
+    for a, values in spec.coords().items():
+        arr = group.create_array(a, shape=values.shape, dtype=np.float64, chunks=values.shape,
+                                 dimension_names=(a,),
+                                 attributes=_var_attrs(a, _kernels.AXES[a]._asdict()))
+        arr[:] = values
+    for name, dtype in dtypes.items():
+        field = name.rpartition(".")[2]
+        info = _kernels.FIELD_INFO.get(field)
+        extra = {"long_name": info[0], "units": info[1]} if info else {}
+        if field == "status":
+            import jaxlmg
+
+            extra["flag_values"] = [int(s) for s in jaxlmg.Status]
+            extra["flag_meanings"] = " ".join(s.name for s in jaxlmg.Status)
+        group.create_array(name, shape=spec.shape, dtype=dtype, chunks=chunks,
+                           fill_value=_fill(dtype), dimension_names=axes, attributes=extra)
+    sweep = group.create_group("_sweep")
+    sweep.create_array("done", shape=(n_chunks,), dtype=np.uint8, chunks=(1,), fill_value=0)
+    group.attrs.update(jaxlmg_store_state="running")
+    return SweepStore(group, path)
+
+
+def _var_attrs(name: str, info: dict) -> dict:
+    return {"long_name": info["long_name"], "units": info["units"]}
+
+
+def open_sweep(path):
+    """Open a sweep store as an ``xarray.Dataset`` (complete or not).
+
+    Points of chunks not computed yet hold NaN (floats) and -1 (integers).  The spec is in
+    ``ds.attrs["jaxlmg_spec_toml"]``; ``ds.attrs["jaxlmg_store_state"] == "complete"`` once done.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not _is_jaxlmg_store(path):
+        raise SweepError(f"{path} is not a jaxlmg sweep store")
+    meta = json.loads((path / "zarr.json").read_text())
+    consolidated = "consolidated_metadata" in meta and meta["consolidated_metadata"] is not None
+    return xr.open_zarr(str(path), consolidated=consolidated)
