@@ -33,6 +33,7 @@ __all__ = ["CanonicalState", "GroundState", "canonical", "canonical_state", "gro
 
 N_SCAN = 32
 N_NEWTON = 4
+_MAX_EXTRA = 60
 
 
 class CanonicalState(NamedTuple):
@@ -90,7 +91,7 @@ def scan_fields(model: CollectiveSpinModel, couplings, h, T, n_scan: int):
     ``h = 0`` and ``Mz`` within a factor of order one of ``v`` otherwise.
     """
     B = model.max_field(couplings)
-    t = jnp.linspace(0.0, 1.0, n_scan)
+    t = jnp.linspace(0.0, 1.0, n_scan, dtype=jnp.result_type(h, T))
     v = t * t * (1.0 - 1e-12)
     b = h * v / jnp.sqrt((1.0 - v) * (1.0 + v)) + T * jnp.arctanh(v)
     # Fields beyond B produce no stationary point: spread those scan points evenly over the
@@ -105,7 +106,7 @@ def scan_fields(model: CollectiveSpinModel, couplings, h, T, n_scan: int):
     return b
 
 
-def minimize_1d(F, b0, lo, hi, n_iter: int = N_NEWTON, observable=None):
+def minimize_1d(F, b0, lo, hi, n_iter: int = N_NEWTON, observable=None, active=True):
     """Safeguarded Newton minimization of a smooth scalar ``F`` in the bracket ``[lo, hi]``.
 
     ``n_iter`` Newton steps with autodiff ``F'``/``F''`` (a step that leaves the bracket or meets
@@ -120,7 +121,8 @@ def minimize_1d(F, b0, lo, hi, n_iter: int = N_NEWTON, observable=None):
         ``F`` by more than ``1e-3 eps (1 + |F|)`` (a degenerate, critical minimum, where Newton is
         only linear in ``b`` but ``F`` is exact), or when it changes ``observable(b)`` (a
         pytree of the physical outputs, e.g. the magnetization) by at most ``1e-10`` (a saturated
-        state, where ``F`` and the outputs no longer depend on ``b``).
+        state, where ``F`` and the outputs no longer depend on ``b``).  Lanes that have not
+        converged after ``n_iter`` steps continue (at most 60 more) while ``active``.
     """
     one = jnp.ones_like(b0)
     eps = jnp.finfo(b0.dtype).eps
@@ -139,18 +141,33 @@ def minimize_1d(F, b0, lo, hi, n_iter: int = N_NEWTON, observable=None):
         bn = jnp.where(g == 0, b, bn)
         return (bn, lo, hi), (bn - b, g)
 
+    def converged(b, db, g):
+        ok = jnp.abs(db) <= 1e-8 * (1.0 + jnp.abs(b))
+        ok = ok | (jnp.abs(g * db) <= 1e-3 * eps * (1.0 + jnp.abs(F(b))))
+        if observable is not None:
+            before, after = observable(b - db), observable(b)
+            change = jax.tree_util.tree_map(lambda x, y: jnp.max(jnp.abs(x - y)), before, after)
+            ok = ok | (jnp.max(jnp.stack(jax.tree_util.tree_leaves(change))) <= 1e-10)
+        return ok
+
     carry = (b0, lo, hi)
     for _ in range(n_iter + 1):  # unrolled: n_iter is small and static
         carry, (db, g) = step(carry, None)
+
+    # Rare slow cases (a nearly quartic minimum next to a critical line, where Newton is only
+    # linear) continue in a loop; under vmap only batches that contain such a point pay for it.
+    def more(c):
+        it, carry, db, g = c
+        return (it < _MAX_EXTRA) & active & ~converged(carry[0], db, g)
+
+    def again(c):
+        it, carry, _, _ = c
+        carry, (db, g) = step(carry, None)
+        return it + 1, carry, db, g
+
+    _, carry, db, g = jax.lax.while_loop(more, again, (0, carry, db, g))
     b = carry[0]
-    small_step = jnp.abs(db) <= 1e-8 * (1.0 + jnp.abs(b))
-    no_gain = jnp.abs(g * db) <= 1e-3 * eps * (1.0 + jnp.abs(F(b)))
-    converged = small_step | no_gain
-    if observable is not None:
-        before, after = observable(b - db), observable(b)
-        change = jax.tree_util.tree_map(lambda x, y: jnp.max(jnp.abs(x - y)), before, after)
-        converged = converged | (jnp.max(jnp.stack(jax.tree_util.tree_leaves(change))) <= 1e-10)
-    return b, converged
+    return b, converged(b, db, g)
 
 
 def _discrete_minima(Fs, symmetric: bool):
@@ -213,8 +230,15 @@ def canonical_point(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N
         # (At zero stiffness, a critical point, the paramagnet is kept as a candidate too.)
         para_stable = paramagnetic_stiffness(model, couplings, h, T) >= 0
         is_min = is_min.at[0].set(para_stable | (Fs[1] > Fs[0]))
-        b0s = b0s.at[0].set(jnp.where(para_stable, 0.0, 0.5 * bs[1]))
-        hi_b = hi_b.at[0].set(jnp.where(para_stable, 0.0, bs[1]))
+        # That minimum can sit anywhere in (0, b_1) (close to the critical line it is tiny), so
+        # locate it on a geometric grid b_1 4^-k first and bracket it by its neighbours.
+        sub = bs[1] * 0.25 ** jnp.arange(1, 11, dtype=bs.dtype)
+        j = jnp.argmin(jax.vmap(F)(sub))
+        sub_hi = jnp.where(j > 0, sub[jnp.maximum(j - 1, 0)], bs[1])
+        sub_lo = jnp.where(j < sub.shape[0] - 1, sub[jnp.minimum(j + 1, sub.shape[0] - 1)], 0.0)
+        b0s = b0s.at[0].set(jnp.where(para_stable, 0.0, sub[j]))
+        lo_b = lo_b.at[0].set(jnp.where(para_stable, 0.0, sub_lo))
+        hi_b = hi_b.at[0].set(jnp.where(para_stable, 0.0, sub_hi))
     n_minima = jnp.sum(is_min).astype(jnp.int32)
 
     # Polish the two lowest discrete minima, each inside the bracket of its scan neighbours,
@@ -226,8 +250,9 @@ def canonical_point(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N
         st = field_state(b, h, T)
         return st.Mx, st.Mz
 
-    b_star, ok = jax.vmap(lambda b0, lo, hi: minimize_1d(F, b0, lo, hi, observable=magnetization))(
-        b0, lo_b[idx], hi_b[idx])
+    b_star, ok = jax.vmap(
+        lambda b0, lo, hi, act: minimize_1d(F, b0, lo, hi, observable=magnetization, active=act)
+    )(b0, lo_b[idx], hi_b[idx], jnp.isfinite(score[idx]))
     F_star = jax.vmap(F)(b_star)
     F_star = jnp.where(jnp.isfinite(score[idx]), F_star, jnp.inf)
     if model.z2_symmetric:

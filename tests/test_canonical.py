@@ -225,13 +225,6 @@ def h1_t0(K, J=1.0):
 
 CW_T = np.linspace(0.05, 1.95, 12)  # T / J, all of (0, 2J)
 
-NEAR_CRITICAL_BUG = (
-    "engine bug: status NOT_CONVERGED (fields NaN) just below a second-order line, where the "
-    "paramagnet is unstable but the ferromagnetic minimum lies far below the first scan field; "
-    "e.g. canonical(h=1.9150080481545375*(1-1e-6), K=0, T=1.0) (h_c = 1.91500804815453... is the "
-    "root of h/2 = tanh(h/T)), canonical(h=2.0*(1-1e-5), K=0, T=0.05), and "
-    "canonical(h=0, K=0, T=1.99998)"
-)
 
 
 def cw_critical_fields(J):
@@ -255,7 +248,6 @@ def test_quantum_curie_weiss_order_vanishes_above_hc(J):
     assert np.all(below["Mz"] > 1e-3), below["Mz"]  # Landau: Mz ~ sqrt(1e-3) x O(1)
 
 
-@pytest.mark.xfail(reason=NEAR_CRITICAL_BUG, strict=True)
 @pytest.mark.parametrize("J", [1.0, 0.7])
 def test_quantum_curie_weiss_order_just_below_hc(J):
     T, hc = cw_critical_fields(J)
@@ -311,7 +303,6 @@ def classical_tc(K, J=1.0):
     return lo, r["Mz"]
 
 
-@pytest.mark.xfail(reason=NEAR_CRITICAL_BUG, strict=True)
 def test_classical_tricritical_continuous_side():
     """h = 0, K < J/6: the transition in T is continuous, at T_c = 2J."""
     J = 1.0

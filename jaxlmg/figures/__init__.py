@@ -21,7 +21,7 @@ from pathlib import Path
 __all__ = ["FIGURE_MODULES", "reproduce"]
 
 #: Figure modules, in order.  Optional ones (written elsewhere) are skipped when absent.
-FIGURE_MODULES: tuple[str, ...] = ("phase_diagrams", "finite_size")
+FIGURE_MODULES: tuple[str, ...] = ("phase_diagrams", "ensembles", "finite_size")
 _OPTIONAL = {"finite_size"}
 
 
