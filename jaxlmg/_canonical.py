@@ -99,7 +99,7 @@ def scan_fields(model: CollectiveSpinModel, couplings, h, T, n_scan: int):
     clipped = (b >= B).at[-1].set(True)
     k = jnp.sum(~clipped)
     b_last = jnp.max(jnp.where(clipped, 0.0, b))
-    frac = (jnp.arange(n_scan) - k + 1) / (n_scan - k)
+    frac = ((jnp.arange(n_scan) - k + 1) / (n_scan - k)).astype(b.dtype)
     b = jnp.where(clipped, b_last + (B - b_last) * frac, b)
     if not model.z2_symmetric:
         b = jnp.concatenate([-b[:0:-1], b])

@@ -541,11 +541,6 @@ def test_precision():
     assert abs(float(r.f[0]) - float(r64.f)) < 1e-5
 
 
-@pytest.mark.xfail(
-    reason="engine bug: precision='float32' computes and returns float64 (scan_fields builds "
-           "jnp.linspace(0, 1, n_scan) in the default float64 dtype, which promotes everything); "
-           "e.g. canonical(np.array([1.0, 2.5]), 0.2, 0.5, precision='float32').f.dtype == float64",
-    strict=True)
 def test_float32_results_are_float32():
     with pytest.warns(UserWarning):
         r = jl.canonical(np.array([1.0, 2.5]), 0.2, 0.5, precision="float32")

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import pytest
 import xarray as xr
+from _specs import TINY_SPEC as SPEC  # noqa: E402
 
 from jaxlmg.cli import main
-
-SPEC = """
-ensemble = "canonical"
-outputs = ["Mz", "f", "n_minima", "status"]
-chunk_size = 30
-
-[grid]
-h = { start = 0.0, stop = 3.0, num = 11 }
-K = { start = 0.0, stop = 1.2, num = 5 }
-T = [0.5, 1.5]
-"""
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["sweep", "--help"], ["reproduce", "--help"],

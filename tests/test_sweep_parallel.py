@@ -18,16 +18,8 @@ from jaxlmg.sweeps import parse_spec, run_sweep
 
 pytestmark = pytest.mark.slow
 
-SPEC = """
-ensemble = "canonical"
-outputs = ["Mz", "f", "n_minima", "status"]
-chunk_size = 30
+from _specs import TINY_SPEC as SPEC  # noqa: E402
 
-[grid]
-h = { start = 0.0, stop = 3.0, num = 11 }
-K = { start = 0.0, stop = 1.2, num = 5 }
-T = [0.5, 1.5]
-"""
 # Same chunk shape as SPEC (one compiled executable), 120 chunks: long enough to be killed.
 KILL_SPEC = SPEC.replace("num = 11", "num = 360")
 N_KILL_CHUNKS = 120

@@ -13,6 +13,9 @@ import pytest
 import xarray as xr
 import zarr
 
+# 11 x 5 x 2 = 110 points in chunks of (3, 5, 2) = 30 points: 4 chunks, the last one partial.
+from _specs import TINY_SPEC as SPEC  # noqa: E402
+
 import jaxlmg as jl
 from jaxlmg import _kernels, _sweep
 from jaxlmg.sweeps import (
@@ -23,19 +26,6 @@ from jaxlmg.sweeps import (
     register_kernel,
     run_sweep,
 )
-
-# 11 x 5 x 2 = 110 points in chunks of (3, 5, 2) = 30 points: 4 chunks, the last one partial.
-SPEC = """
-description = "tiny test sweep"
-ensemble = "canonical"
-outputs = ["Mz", "f", "n_minima", "status"]
-chunk_size = 30
-
-[grid]
-h = { start = 0.0, stop = 3.0, num = 11 }
-K = { start = 0.0, stop = 1.2, num = 5 }
-T = [0.5, 1.5]
-"""
 
 
 def bits(a: np.ndarray) -> np.ndarray:
