@@ -59,6 +59,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import jax
@@ -88,13 +90,17 @@ __all__ = [
 #: Rows between two rescalings of the recurrence, and rows per (unrolled) loop iteration: XLA
 #: fuses an unrolled body into one loop over the lanes, but duplicates work beyond ~2 rows.
 _R = 8
-_U = 2
+_U = 4
 #: Coarse spacing (in sectors) of the blocks solved from scratch; the others are predicted.
 _COARSE = 32
 #: Largest lane chunk (lanes of one chunk stay in cache during a sweep).
 _CHUNK = 4096
-#: Lanes per chunk of the lane-local solver (few lanes, uneven convergence: small chunks).
+#: Lanes per chunk of the lane-local solver: most lanes need 1-2 passes (first stage, chunks of
+#: ``_LOCAL_CHUNK``, at most ``_LOCAL_FIRST`` passes); the few left (clusters of nearly
+#: degenerate levels, bisected) finish in small chunks that iterate only for themselves.
 _LOCAL_CHUNK = 1024
+_LOCAL_FIRST = 3
+_STRAGGLER_CHUNK = 64
 #: Default memory limit of one call (bytes), see :func:`estimate_bytes`.
 MAX_BYTES = 4 * 2**30
 _EPS = float(np.finfo(np.float64).eps)
@@ -222,7 +228,9 @@ class _Chunk(NamedTuple):
     ``k`` (level index in the block), ``lev`` (flat level index; -1 for padding), ``bstart``
     (flat index of the block's level 0), ``first``/``nb`` (position of the block's first lane in
     this chunk and its number of lanes here; only meaningful when chunks hold whole blocks).
-    Scalars: ``m0`` (``m`` of the first row) and ``noct`` (rows / ``_R``).
+    Scalars: ``m0`` (``m`` of the first row, the largest ``S``), ``npro`` (masked rows from the
+    top, where blocks of smaller ``S`` are still inactive), ``nmain`` (octets of unmasked rows
+    down to ``m = 1`` or ``1½``) and ``half`` (half-integer spins); see :func:`_sweep_chunk`.
     """
 
     S: Any
@@ -237,7 +245,9 @@ class _Chunk(NamedTuple):
     first: Any
     nb: Any
     m0: Any
-    noct: Any
+    npro: Any
+    nmain: Any
+    half: Any
 
 
 def _bucket(n: int) -> int:
@@ -264,26 +274,38 @@ def _make_chunk(lay: _Layout, levels, L: int) -> _Chunk:
         out[:n] = a
         return out
 
+    # padding lanes copy the last real lane's block (smallest S): the unmasked main rows then
+    # compute a harmless polynomial there; results of lanes with ``lev < 0`` are never used
+    last = n - 1
+    mb = 1.5 if half else 1.0  # lowest row of the unmasked main stage
     if n:
-        m_top, m_bot = S.max(), m_lo.min()
-        noct = int(np.ceil((m_top - m_bot + 1) / _R))
-        m0 = m_bot + _R * noct - 1
+        S_max, S_min = float(S.max()), float(S.min())
+        nmain = int((S_min - mb + 1) // _R) if S_min >= mb else 0
+        npro = max(int(S_max - mb + 1) - _R * nmain, 0)
     else:
-        noct, m0 = 0, 0.0
+        S_max, nmain, npro = 0.0, 0, 0
+
+    def padv(a, fill=None):
+        a = np.asarray(a, np.float64)
+        return pad(a, a[last] if n else (fill if fill is not None else 0.0), np.float64)
+
+    c0 = np.where((not half) & (P > 0), 2.0, 1.0)
     ch = _Chunk(
-        S=pad(S, -1.0, np.float64),  # padding lanes are never active (m > S on every row)
-        SS1=pad(S * (S + 1), 0.0, np.float64),
-        c0=pad(np.where((not half) & (P > 0), 2.0, 1.0), 1.0, np.float64),
-        hs=pad(np.where(half, -P * (S + 0.5), 0.0), 0.0, np.float64),
-        m_lo=pad(m_lo, 0.0, np.float64),
-        n=pad(lay.dim[blk].astype(np.float64), 1.0, np.float64),
+        S=padv(S),
+        SS1=padv(S * (S + 1)),
+        c0=padv(c0, 1.0),
+        hs=padv(np.where(half, -P * (S + 0.5), 0.0)),
+        m_lo=padv(m_lo),
+        n=padv(lay.dim[blk].astype(np.float64), 1.0),
         k=pad(levels - lay.start[blk], 0, np.int32),
         lev=pad(levels, -1, np.int64),
         bstart=pad(lay.start[blk], -1, np.int64),
         first=pad(firsts[grp], 0, np.int32),
         nb=pad(counts[grp], 1, np.int32),
-        m0=np.float64(m0),
-        noct=np.int32(noct),
+        m0=np.float64(S_max),
+        npro=np.int32(npro),
+        nmain=np.int32(nmain),
+        half=np.bool_(half),
     )
     return ch  # NumPy: the jitted kernels take it as is (one transfer per call)
 
@@ -326,35 +348,35 @@ def _rescale(vals):
     return [v * s for v in vals]
 
 
-def _sweep_chunk(coef: _Coef, ln, x, m0, noct, mode: str):
-    """The recurrence over the rows of one chunk of lanes (``(L,)``; ``m0``, ``noct`` scalars).
+def _sweep_chunk(coef: _Coef, ln, x, mode: str):
+    """The recurrence over the rows of one chunk of lanes (``(L,)``).
 
-    Rows are visited from ``m = m0`` down; a lane is active on the rows ``m_lo <= m <= S`` of its
-    block.  ``p_m = α_m p_{m+1} - c_m p_{m+2}`` with ``α_m = a_m - x`` and ``c_m = b_m²`` the
+    Rows are visited from ``m = S_max`` down; a lane is active on the rows ``m_lo <= m <= S`` of
+    its block.  ``p_m = α_m p_{m+1} - c_m p_{m+2}`` with ``α_m = a_m - x`` and ``c_m = b_m²`` the
     squared coupling of rows ``m`` and ``m + 1``, together with its derivatives: ``p'``, ``p''``
-    (``mode="laguerre"``) or ``p'``, ``∂p/∂J4``, ``∂p/∂K16`` (``mode="observables"``).  On an
-    inactive row a lane runs ``α = 1, c = 0`` without source terms, which leaves its state
-    unchanged.  The sign changes of ``p`` count the levels below ``x``; an exact zero of a leading
-    minor continues as ``-1e-30`` times the previous one (LAPACK's zero pivot made negative).
-    The state is divided by its largest entry every ``_R`` rows (no overflow, no divisions in
-    the rows).
+    (``mode="laguerre"``), ``p'`` (``"newton"``) or ``p'``, ``∂p/∂J4``, ``∂p/∂K16``
+    (``"observables"``).  The sign changes of ``p`` count the levels below ``x``; an exact zero
+    of a leading minor continues as ``-1e-30`` times the previous one (LAPACK's zero pivot made
+    negative).
+
+    Three stages, so that the bulk of the rows needs no per-lane masks:
+
+    * ``ln.npro`` *prologue* rows from ``S_max`` down, where the lanes of smaller blocks are
+      still inactive (they run ``α = 1, c = 0`` without source terms, which leaves their state
+      unchanged); rescaled every row;
+    * ``_R·ln.nmain`` *main* rows down to ``m = 1`` (``1½`` for half-integer spins), active on
+      every lane, with ``α`` and ``c`` a scalar plus a per-lane constant; the state is divided by
+      its largest entry every ``_R`` rows (no overflow, no divisions in the rows);
+    * the *last* row, the only one where the two parity blocks differ: ``m = 0`` (integer ``S``;
+      even block only, coupling ``2b_0²``) or ``m = ½`` (diagonal shifted by ``∓h(S+½)``).
     """
     h2 = coef.h * coef.h
-    hs = coef.h * ln.hs
-    c0m1 = ln.c0 - 1.0
+    hSS1 = h2 * ln.SS1
     L = x.shape[0]
     nq = {"laguerre": 3, "newton": 2, "observables": 4}[mode]
+    half = ln.half  # scalar: half-integer spins (odd N)
 
-    def row(m, carry):
-        cur, prev, cnt = carry
-        m2 = m * m
-        a = -(coef.J4 * m2 + coef.K16 * m2 * m2)
-        act = (m <= ln.S) & (m >= ln.m_lo)
-        on = act.astype(x.dtype)
-        at0 = (m == 0.0).astype(x.dtype)  # scalar indicators of the special rows
-        athalf = (m == 0.5).astype(x.dtype)
-        c = jnp.where(act, h2 * (ln.SS1 - m * (m + 1.0)) * (1.0 + c0m1 * at0), 0.0)
-        al = jnp.where(act, a - x + hs * athalf, 1.0)
+    def step(cur, prev, cnt, al, c, on, m2):
         p1 = cur[0]
         if mode == "laguerre":  # p, p', p''
             src = (0.0, -on * p1, -2.0 * on * cur[1])
@@ -367,22 +389,45 @@ def _sweep_chunk(coef: _Coef, ln, x, m0, noct, mode: str):
         cnt = cnt + ((new[0] < 0) != (p1 < 0)).astype(jnp.int32)
         return tuple(new), cur, cnt
 
-    def _rows(mtop, carry):
-        for r in range(_U):
-            carry = row(mtop - r, carry)
-        return carry
+    def diag(m):
+        m2 = m * m
+        return -(coef.J4 * m2 + coef.K16 * m2 * m2), m2
 
-    def octet(i, carry):
-        mtop = m0 - _R * i.astype(m0.dtype)
-        carry = jax.lax.fori_loop(
-            0, _R // _U, lambda r, c: _rows(mtop - _U * r.astype(m0.dtype), c), carry)
+    def rescale(carry):
         cur, prev, cnt = carry
         both = _rescale([*cur, *prev])
         return tuple(both[:nq]), tuple(both[nq:]), cnt
 
+    def masked_row(i, carry):
+        m = ln.m0 - i.astype(x.dtype)
+        a, m2 = diag(m)
+        act = m <= ln.S
+        c = jnp.where(act, hSS1 - h2 * m * (m + 1.0), 0.0)
+        al = jnp.where(act, a - x, 1.0)
+        return rescale(step(*carry, al, c, act.astype(x.dtype), m2))
+
+    def main_rows(i, carry):
+        mtop = ln.m0 - ln.npro.astype(x.dtype) - _U * i.astype(x.dtype)
+        for r in range(_U):
+            m = mtop - r
+            a, m2 = diag(m)
+            carry = step(*carry, a - x, hSS1 - h2 * m * (m + 1.0), 1.0, m2)
+        return carry
+
+    def octet(i, carry):
+        return rescale(jax.lax.fori_loop(_R // _U * i, _R // _U * (i + 1), main_rows, carry))
+
     zero = jnp.zeros(L)
-    init = ((jnp.ones(L),) + (zero,) * (nq - 1), (zero,) * nq, jnp.zeros(L, jnp.int32))
-    cur, _, cnt = jax.lax.fori_loop(0, noct, octet, init)
+    carry = ((jnp.ones(L),) + (zero,) * (nq - 1), (zero,) * nq, jnp.zeros(L, jnp.int32))
+    carry = jax.lax.fori_loop(0, ln.npro, masked_row, carry)
+    carry = jax.lax.fori_loop(0, ln.nmain, octet, carry)
+    # the last row: m = 1/2 (half-integer S, all lanes) or m = 0 (even blocks of integer S)
+    m = jnp.where(half, 0.5, 0.0)
+    a, m2 = diag(m)
+    act = half | (ln.m_lo == 0.0)
+    c = jnp.where(act, (hSS1 - h2 * m * (m + 1.0)) * ln.c0, 0.0)
+    al = jnp.where(act, a - x + coef.h * ln.hs, 1.0)
+    cur, _, cnt = step(*carry, al, c, act.astype(x.dtype), m2)
     return cur, cnt
 
 
@@ -396,7 +441,7 @@ def _evaluate(coef: _Coef, ch: _Chunk, x, mode: str = "laguerre"):
         ``mode="observables"``: ``(m2, m4)``: ``⟨m²⟩ = (∂p/∂J4)/p'`` and ``⟨m⁴⟩ = (∂p/∂K16)/p'``,
         the Hellmann-Feynman expectation values ``-∂λ/∂J4``, ``-∂λ/∂K16`` (exact at ``x = λ``).
     """
-    q, cnt = _sweep_chunk(coef, ch, x, ch.m0, ch.noct, mode)
+    q, cnt = _sweep_chunk(coef, ch, x, mode)
     if mode in ("laguerre", "newton"):
         p, u = q[0], q[1]
         exact = p == 0
@@ -589,7 +634,7 @@ def _local_chunk(coef: _Coef, ch: _Chunk, x0, lo, clo, hi, chi, max_passes):
         return (carry[0] < max_passes) & ~jnp.all(carry[-1])
 
     _, x, lo, clo, hi, chi, val, done = jax.lax.while_loop(cond, body, init)
-    return jnp.where(done, val, 0.5 * (lo + hi)), done
+    return jnp.where(done, val, 0.5 * (lo + hi)), done, x, lo, clo, hi, chi
 
 
 @functools.partial(jax.jit, static_argnames=("mode",))
@@ -669,6 +714,36 @@ def _observables_chunk(coef: _Coef, ch: _Chunk, x):
 # =========================================================================== drivers (host)
 
 
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor | None:
+    """Worker threads for the chunks on CPU (one per core), ``None`` on accelerators.
+
+    One XLA:CPU program runs on one core, and the kernels' row loops are serial, so independent
+    chunks go to one thread per core (JAX releases the GIL while a program runs); on a GPU or TPU
+    the host already dispatches asynchronously and the device is busy with one chunk at a time.
+    """
+    if jax.default_backend() != "cpu":
+        return None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cores = os.cpu_count() or 1
+    return ThreadPoolExecutor(max_workers=cores) if cores > 1 else None
+
+
+def _map_chunks(fn, calls):
+    """``[fn(*args) for args in calls]``, the chunks spread over the cores (:func:`_pool`);
+    results as NumPy (tuples of arrays stay tuples)."""
+
+    def one(args):
+        return jax.tree_util.tree_map(np.asarray, fn(*args))
+
+    pool = _pool()
+    if pool is None or len(calls) <= 1:
+        return [one(a) for a in calls]
+    return list(pool.map(one, calls))
+
+
 class _Plan(NamedTuple):
     base_blocks: np.ndarray
     steps: tuple  # of (levels (n,), src (4, n), w (4, n), spacing d), NumPy
@@ -743,8 +818,8 @@ def _shared(lay: _Layout, coef: _Coef, packs, lo_b=None, hi_b=None):
     Returns ``(levels, values, converged)`` (concatenated, NumPy).
     """
     L = max(_CHUNK, _bucket(max(p.size for p in packs)))
-    futures = []
-    for lv in packs:
+
+    def one(lv):
         ch = _make_chunk(lay, lv, L)
         blk = _block_of(lay, lv)
         lx, hx = np.full(L, -np.inf), np.full(L, np.inf)
@@ -753,10 +828,12 @@ def _shared(lay: _Layout, coef: _Coef, packs, lo_b=None, hi_b=None):
         if hi_b is not None:
             hx[: lv.size] = hi_b[blk]
         tail = int(0.01 * lv.size)
-        futures.append(_shared_chunk(coef, ch, lx, hx, _SHARED_PASSES, tail))
+        return _shared_chunk(coef, ch, lx, hx, _SHARED_PASSES, tail)
+
+    results = _map_chunks(one, [(lv,) for lv in packs])
     levs, vals, oks, rest = [], [], [], []
-    for lv, fut in zip(packs, futures, strict=True):
-        val, done, x, LB, cLB, UB, cUB = (np.asarray(a)[: lv.size] for a in fut)
+    for lv, res in zip(packs, results, strict=True):
+        val, done, x, LB, cLB, UB, cUB = (a[: lv.size] for a in res)
         left = ~done
         if left.any():
             rest.append((lv[left], x[left], LB[left], cLB[left], UB[left], cUB[left]))
@@ -773,26 +850,40 @@ def _shared(lay: _Layout, coef: _Coef, packs, lo_b=None, hi_b=None):
 
 
 def _local(lay: _Layout, coef: _Coef, lev, x0, lo, clo, hi, chi):
-    """Finish lanes with :func:`_local_chunk` (any levels, with start points and brackets), in
-    small chunks: each iterates only until its own lanes have converged."""
-    L = _LOCAL_CHUNK
+    """Finish lanes with :func:`_local_chunk` (any levels, with start points and brackets).
+
+    Two stages: all lanes for at most ``_LOCAL_FIRST`` passes in chunks of ``_LOCAL_CHUNK``,
+    then the lanes left over in chunks of ``_STRAGGLER_CHUNK``, each iterating only until its
+    own lanes have converged (a chunk costs its size times its slowest lane's passes).
+    Returns ``(values, converged)`` in the order of ``lev``.
+    """
     order = np.argsort(lev, kind="stable")
-    lev, x0, lo, clo, hi, chi = (a[order] for a in (lev, x0, lo, clo, hi, chi))
-    futures = []
-    for i in range(0, lev.size, L):
-        sl = slice(i, i + L)
-        n = lev[sl].size
+    state = [a[order] for a in (lev, x0, lo, clo, hi, chi)]
+    vals = np.full(lev.size, np.nan)
+    oks = np.zeros(lev.size, bool)
+    todo = np.arange(lev.size)
+    for L, passes in ((_LOCAL_CHUNK, _LOCAL_FIRST), (_STRAGGLER_CHUNK, _LOCAL_PASSES)):
+        lv, x0_, lo_, clo_, hi_, chi_ = (a[todo] for a in state)
 
-        def pad(a, fill, n=n, sl=sl):
-            out = np.full(L, fill, a.dtype)
-            out[:n] = a[sl]
-            return out
+        def one(i, L=L, passes=passes, lv=lv, arrs=(x0_, lo_, clo_, hi_, chi_)):
+            sl = slice(i, i + L)
+            n = lv[sl].size
+            fills = (0.0, -1.0, 0, 1.0, 1)
+            padded = []
+            for a, fill in zip(arrs, fills, strict=True):
+                out = np.full(L, fill, a.dtype)
+                out[:n] = a[sl]
+                padded.append(out)
+            return _local_chunk(coef, _make_chunk(lay, lv[sl], L), *padded, passes)
 
-        ch = _make_chunk(lay, lev[sl], L)
-        futures.append(_local_chunk(coef, ch, pad(x0, 0.0), pad(lo, -1.0), pad(clo, 0),
-                                    pad(hi, 1.0), pad(chi, 1), _LOCAL_PASSES))
-    vals = np.concatenate([np.asarray(f[0]) for f in futures])[: lev.size]
-    oks = np.concatenate([np.asarray(f[1]) for f in futures])[: lev.size]
+        results = _map_chunks(one, [(i,) for i in range(0, lv.size, L)])
+        res = [np.concatenate([r[j] for r in results])[: lv.size] for j in range(7)]
+        vals[todo], oks[todo] = res[0], res[1]
+        for a, new in zip(state[1:], res[2:], strict=True):
+            a[todo] = new
+        todo = todo[~res[1]]
+        if not todo.size:
+            break
     inv = np.empty_like(order)
     inv[order] = np.arange(order.size)
     return vals[inv], oks[inv]
@@ -811,14 +902,15 @@ def _solve_full(N: int, coef: _Coef):
     for lev, src, w, d in plan.steps:
         mode = "newton" if d <= _NEWTON_SPACING else "laguerre"
         x = np.sum(w * levels[src], axis=0)
-        futures = []
-        for i in range(0, lev.size, L):
+
+        def one(i, lev=lev, x=x, mode=mode):
             n = lev[i:i + L].size
             xp = np.zeros(L)
             xp[:n] = x[i:i + L]
-            futures.append(_refine_chunk(coef, _make_chunk(lay, lev[i:i + L], L), xp,
-                                         mode=mode))
-        res = [np.concatenate([np.asarray(f[j]) for f in futures])[: lev.size] for j in range(7)]
+            return _refine_chunk(coef, _make_chunk(lay, lev[i:i + L], L), xp, mode=mode)
+
+        results = _map_chunks(one, [(i,) for i in range(0, lev.size, L)])
+        res = [np.concatenate([r[j] for r in results])[: lev.size] for j in range(7)]
         val, good = res[0], res[1]
         levels[lev[good]], conv[lev[good]] = val[good], True
         miss = ~good
@@ -832,14 +924,14 @@ def _per_block(lay: _Layout, coef: _Coef, fn, x_of_block):
     """A one-lane-per-block chunk function at ``x_of_block`` (on lane ``k = 0`` of each block)."""
     L = _CHUNK
     lev0 = lay.start
-    futures = []
-    for i in range(0, lev0.size, L):
+
+    def one(i):
         n = lev0[i:i + L].size
         xp = np.zeros(L)
         xp[:n] = x_of_block[i:i + L]
-        futures.append(fn(coef, _make_chunk(lay, lev0[i:i + L], L), xp))
-    return np.concatenate([np.asarray(f)[: lev0[i:i + L].size]
-                           for f, i in zip(futures, range(0, lev0.size, L), strict=True)])
+        return fn(coef, _make_chunk(lay, lev0[i:i + L], L), xp)[:n]
+
+    return np.concatenate(_map_chunks(one, [(i,) for i in range(0, lev0.size, L)]))
 
 
 def _block_bounds(N: int, coef: _Coef):
@@ -909,14 +1001,16 @@ def _observables(N: int, coef: _Coef, lev, vals):
     L = _CHUNK
     order = np.argsort(lev, kind="stable")
     lev_s, val_s = lev[order], vals[order]
-    outs = []
-    for i in range(0, lev_s.size, L):
+
+    def one(i):
         n = lev_s[i:i + L].size
         xp = np.zeros(L)
         xp[:n] = val_s[i:i + L]
-        outs.append(_observables_chunk(coef, _make_chunk(lay, lev_s[i:i + L], L), xp))
-    m2 = np.concatenate([np.asarray(o[0]) for o in outs])[: lev.size] if outs else np.zeros(0)
-    m4 = np.concatenate([np.asarray(o[1]) for o in outs])[: lev.size] if outs else np.zeros(0)
+        return _observables_chunk(coef, _make_chunk(lay, lev_s[i:i + L], L), xp)
+
+    outs = _map_chunks(one, [(i,) for i in range(0, lev_s.size, L)])
+    m2 = np.concatenate([o[0] for o in outs])[: lev.size] if outs else np.zeros(0)
+    m4 = np.concatenate([o[1] for o in outs])[: lev.size] if outs else np.zeros(0)
     inv = np.empty_like(order)
     inv[order] = np.arange(order.size)
     return m2[inv], m4[inv]
@@ -1176,13 +1270,13 @@ def spectrum(N: int, h, K, J=1.0, *, e_max=None, observables: bool = False,
         if observables:
             m2[i, :c], m4[i, :c] = a, b
         status[i] = _status(conv)
-    blk = _block_of(lay, lev_all)
     if full:
         blk0 = np.repeat(np.arange(lay.dim.size), lay.dim)
         log_g = np.broadcast_to(lay.log_g[blk0], E.shape)
         two_S = np.broadcast_to(lay.two_S[blk0], E.shape)
         parity = np.broadcast_to(lay.parity[blk0].astype(np.int8), E.shape)
     else:
+        blk = _block_of(lay, lev_all)
         log_g, two_S, parity = lay.log_g[blk], lay.two_S[blk], lay.parity[blk].astype(np.int8)
     out = (E, log_g, two_S, parity, mask, m2, m4)
     out = [None if a is None else jnp.asarray(a).reshape(*shape, n) for a in out]
