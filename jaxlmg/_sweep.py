@@ -10,9 +10,10 @@ Execution model (a layer on top of the numerical core, which never imports it):
   executable serves the whole sweep: no recompilation between chunks.
 * **Devices.**  The padded chunk is one array sharded over a 1-D mesh of the local devices
   (``NamedSharding``); the kernels run per device under ``jax.shard_map``.
-* **Streaming.**  Chunk ``i + 1`` is dispatched (asynchronously) before chunk ``i`` is copied to
-  the host and written, so the devices stay busy while the host writes, and host memory holds
-  at most two chunks whatever the grid size.
+* **Streaming.**  Chunks are computed in worker threads while the main thread writes the
+  finished ones in order, so the devices stay busy while the host writes, and host memory holds
+  a few chunks whatever the grid size.  On a single CPU device, where one XLA program keeps
+  about one core busy, one chunk per core is computed at once.
 * **Several processes** (``jax.distributed`` initialized, ``process_count > 1``): process ``p``
   takes the chunks ``i`` with ``i % process_count == p`` and writes only their regions; process
   0 creates the store before the others open it, and finalizes it after all are done
@@ -25,10 +26,14 @@ Execution model (a layer on top of the numerical core, which never imports it):
 
 from __future__ import annotations
 
+import collections
 import functools
+import itertools
 import math
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -150,6 +155,7 @@ class _Runner(NamedTuple):
     scalar_sharding: NamedSharding
     padded: int
     in_dtype: np.dtype
+    devices: tuple
 
 
 @functools.lru_cache(maxsize=16)
@@ -182,7 +188,7 @@ def _runner(ensemble: str, outputs: tuple[str, ...], precision: str,
     out_info = compiled.out_info
     dtypes = {o: np.dtype(out_info[j].dtype) for j, o in enumerate(outputs)}
     return _Runner(compiled, tuple(outputs), dtypes, has_status, in_sharding, scalar_sharding,
-                   padded, in_dtype)
+                   padded, in_dtype, devices)
 
 
 def _chunk_inputs(coords: list[np.ndarray], region, padded: int, dtype) -> list[np.ndarray]:
@@ -340,35 +346,54 @@ def _compute(store, spec, plan, runner, todo, mine, done, counts, progress) -> i
                desc=f"{spec.ensemble} sweep", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
 
-    def dispatch(i):
+    def compute(i):
+        """Run chunk ``i`` and copy its results to the host (in a worker thread)."""
         region = plan.region(i)
         xs = _chunk_inputs(coords, region, runner.padded, runner.in_dtype)
         args = [jax.device_put(x, runner.in_sharding) for x in xs]
-        return i, region, runner.compiled(J, *args)
+        return i, region, [np.asarray(r) for r in runner.compiled(J, *args)]
 
     def write(item):
         i, region, results = item
         n = plan.points(i)
         block = tuple(s.stop - s.start for s in region)
-        host = [np.asarray(r)[:n] for r in results]
+        host = [r[:n] for r in results]
         if runner.has_status:
             counts[:] += np.bincount(np.clip(host[-1], 0, 63), minlength=64)[:64]
         store.write_chunk(i, region, {name: host[j].reshape(block)
                                       for j, name in enumerate(runner.names)})
         bar.update(n)
 
-    pending = None
-    try:
-        for i in todo:
-            nxt = dispatch(i)  # asynchronous: computes while the previous chunk is written
-            if pending is not None:
-                write(pending)
-            pending = nxt
-        if pending is not None:
-            write(pending)
-    finally:
-        bar.close()
+    # `workers` chunks compute at once (one per core on a single CPU device, where one XLA
+    # program keeps about one core busy; else one, the devices being busy with it), and one more
+    # is queued, while this thread writes the oldest: host memory holds at most workers + 2 chunks.
+    workers = _workers(runner.devices)
+    queue: collections.deque = collections.deque()
+    todo_iter = iter(todo)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            for i in itertools.islice(todo_iter, workers + 1):
+                queue.append(pool.submit(compute, i))
+            while queue:
+                item = queue.popleft().result()
+                for i in itertools.islice(todo_iter, 1):
+                    queue.append(pool.submit(compute, i))
+                write(item)
+        finally:
+            for fut in queue:
+                fut.cancel()
+            bar.close()
     return len(todo)
+
+
+def _workers(devices) -> int:
+    """Chunks computed concurrently: one per core on a single CPU device, else one."""
+    if len(devices) != 1 or devices[0].platform != "cpu":
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def _check_dtypes(store: SweepStore, dtypes: dict) -> None:
