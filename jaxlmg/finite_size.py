@@ -355,9 +355,11 @@ def _sweep_chunk(coef: _Coef, ln, x, mode: str):
     its block.  ``p_m = α_m p_{m+1} - c_m p_{m+2}`` with ``α_m = a_m - x`` and ``c_m = b_m²`` the
     squared coupling of rows ``m`` and ``m + 1``, together with its derivatives: ``p'``, ``p''``
     (``mode="laguerre"``), ``p'`` (``"newton"``) or ``p'``, ``∂p/∂J4``, ``∂p/∂K16``
-    (``"observables"``).  The sign changes of ``p`` count the levels below ``x``; an exact zero
-    of a leading minor continues as ``-1e-30`` times the previous one (LAPACK's zero pivot made
-    negative).
+    (``"observables"``).  The sign changes of ``p`` count the levels below ``x``.  An exact zero
+    of a leading minor needs no special case: the coupling of the next row is nonzero, so its
+    neighbours have opposite signs (``p_{m-1} = -c_{m-1} p_{m+1}``) and the triple holds one sign
+    change whichever sign the zero is given; only a zero of ``p`` itself (``x`` a level) is
+    flagged, by :func:`_evaluate`.
 
     Three stages, so that the bulk of the rows needs no per-lane masks:
 
@@ -385,7 +387,6 @@ def _sweep_chunk(coef: _Coef, ln, x, mode: str):
         else:  # p, p', dp/dJ4 (dα/dJ4 = -m²), dp/dK16 (dα/dK16 = -m⁴)
             src = (0.0, -on * p1, -(on * m2) * p1, -(on * m2 * m2) * p1)
         new = [al * q1 - c * q0 + s for q1, q0, s in zip(cur, prev, src, strict=True)]
-        new[0] = jnp.where(new[0] == 0, -1e-30 * p1, new[0])
         cnt = cnt + ((new[0] < 0) != (p1 < 0)).astype(jnp.int32)
         return tuple(new), cur, cnt
 

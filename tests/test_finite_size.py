@@ -116,6 +116,25 @@ def test_spectrum_with_multiplicities_equals_dense_diagonalization(N, h, K, brut
     assert int(sp.status) == jl.Status.OK
 
 
+@pytest.mark.parametrize("N", [200, 201])
+def test_zero_field_levels_are_the_diagonal(N):
+    """h = 0: every block is diagonal, levels -(4J/N) m² - (16K/N³) m⁴ exactly (no couplings:
+    the Sturm recurrence meets exact zeros of leading minors on the way)."""
+    K = 0.3
+    sp = fs.spectrum(N, 0.0, K)
+    E, two_S, par = (np.asarray(a) for a in (sp.energy, sp.two_S, sp.parity))
+    for tS in (N, N - 2, N - 10, N % 2):
+        for P in (1, -1):
+            sel = (two_S == tS) & (par == P)
+            if not sel.any():
+                continue
+            S = tS / 2
+            m = np.arange(S % 1 if P > 0 or N % 2 else 1.0, S + 1)  # m >= 0 of the block
+            ref = np.sort(-(4.0 / N) * m**2 - (16.0 * K / N**3) * m**4)
+            np.testing.assert_allclose(np.sort(E[sel]), ref, rtol=0, atol=1e-12 * N)
+    assert int(sp.status) == jl.Status.OK
+
+
 @pytest.mark.parametrize("N,h,K", BRUTE_CASES)
 def test_thermodynamics_equal_dense_diagonalization(N, h, K, brute):
     w, sz2, sz4 = brute(N, h, K)
