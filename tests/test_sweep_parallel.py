@@ -62,10 +62,11 @@ def test_sharded_over_4_devices_equals_single_device(tmp_path):
     """One chunk spread over 4 (forced host) devices vs. the same sweep on one device.
 
     Tolerance: the sharded executable is compiled by XLA's SPMD pipeline, which changes the
-    rounding of the canonical engine at the 1e-15 level; the engine's convergence flag
-    (``NOT_CONVERGED``) reacts to that at a few points whose polish is marginal (measured: 1 of
-    110 here, ~0.2 % of random points).  Where both runs are OK, every value agrees to 1e-12 and
-    n_minima exactly; at most 2 % of the statuses may differ, and only OK <-> NOT_CONVERGED.
+    rounding of the canonical engine at the 1e-15 level.  The engine's convergence flag
+    (``NOT_CONVERGED``) could react to that at a point whose polish is marginal (measured with the
+    magnetization-based criterion: 0 of the points here, 0 of a 61 x 61 x 21 grid over
+    h <= 3, K <= 1, T <= 2.5).  Where both runs are OK, every value agrees to 1e-12 and n_minima
+    exactly; at most one status may differ, and only OK <-> NOT_CONVERGED.
     """
     (tmp_path / "spec.toml").write_text(SPEC)
     script = (
@@ -81,7 +82,7 @@ def test_sharded_over_4_devices_equals_single_device(tmp_path):
     one, all4 = load(tmp_path / "one.zarr"), load(tmp_path / "all.zarr")
     ok = (one["status"] == 0) & (all4["status"] == 0)
     flips = one["status"] != all4["status"]
-    assert flips.mean() <= 0.02, int(flips.sum())
+    assert flips.sum() <= 1, int(flips.sum())
     assert set(np.unique(one["status"][flips])) | set(np.unique(all4["status"][flips])) <= {0, 1}
     np.testing.assert_array_equal(one["n_minima"][ok], all4["n_minima"][ok])
     for n in ("Mz", "f"):
