@@ -278,6 +278,29 @@ def test_mce_first_order_transition():
     assert np.all(below.n_maxima == 2) and np.all(above.n_maxima == 2)
 
 
+def test_mce_first_order_next_to_its_tricritical_point():
+    """A few 1e-3 from the MCE tricritical line the jump is small (|ΔMz| ~ 0.02-0.07) and the
+    coexistence system ill-conditioned (cond ~1e5-1e7): still found, converged to rounding, and
+    consistent with the MCE engine on either side of the transition energy."""
+    h = np.array([1.97, 1.9733333333333334])
+    K = np.array([0.25897435897435894, 0.2569230769230769])
+    tr = microcanonical_first_order(h, K)
+    assert list(np.asarray(tr.status)) == [jl.Status.OK, jl.Status.OK]
+    e = np.asarray(tr.eps)
+    for Mz, Mx in ((tr.Mz_below, tr.Mx_below), (tr.Mz_above, tr.Mx_above)):
+        Mz, Mx = np.asarray(Mz), np.asarray(Mx)
+        np.testing.assert_allclose(-J * Mz**2 - K * Mz**4 - h * Mx, e, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(np.hypot(Mz, Mx), np.asarray(tr.s), rtol=0, atol=1e-12)
+    jump = np.abs(np.asarray(tr.Mz_below) - np.asarray(tr.Mz_above))
+    assert np.all((jump > 0.01) & (jump < 0.1)), jump
+    # the ferromagnetic branch is steep here (dMz/deps ~ 1e5 at the second point): step 1e-12
+    d = 1e-12
+    below, above = microcanonical(h, K, e - d), microcanonical(h, K, e + d)
+    np.testing.assert_allclose(below.Mz, tr.Mz_below, atol=1e-6)
+    np.testing.assert_allclose(above.Mz, tr.Mz_above, atol=1e-6)
+    assert np.all(below.n_maxima == 2) and np.all(above.n_maxima == 2)
+
+
 def test_mce_first_order_implicit_gradient():
     f = lambda h, K: microcanonical_first_order(h, K).eps  # noqa: E731
     g = lambda h, K: microcanonical_first_order(h, K).temperature_below  # noqa: E731

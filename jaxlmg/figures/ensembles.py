@@ -74,27 +74,48 @@ def _fig2(out_dir: Path) -> Path:
     return path
 
 
-def _inequivalence(out_dir: Path) -> Path:
-    T = 0.5
-    h = np.linspace(1.95, 2.08, 40)
-    K = np.linspace(0.22, 0.30, 40)
+def _inequivalence_panel(ax, T, h, K, legend_loc):
     ag = jl.ensemble_agreement(h[:, None], K[None, :], T)
     code = np.asarray(ag.code, float)
+    n_bad = int(np.sum(np.asarray(ag.status) != jl.Status.OK))
     code[np.asarray(ag.status) != jl.Status.OK] = np.nan
-    fig = Figure(figsize=(6.4, 4.6))
-    ax = fig.subplots()
     names = [a.name for a in jl.Agreement]
     im = ax.pcolormesh(K, h, code, cmap="tab10", vmin=-0.5, vmax=9.5, shading="nearest")
     present = sorted({int(c) for c in np.unique(code[np.isfinite(code)])})
     for c in present:
         ax.plot([], [], "s", color=im.cmap(im.norm(c)), label=names[c])
+    Kf = np.linspace(K[0], K[-1], 200)
+    h1 = np.asarray(jl.first_order_field(Kf, T))
+    ax.plot(Kf, h1, color="k", lw=0.8, label="CE first order (exact)")
     ce, mce = jl.tricritical(T, "canonical"), jl.tricritical(T, "microcanonical")
+    hc = float(jl.critical_field(T))
+    ax.plot([K[0], float(mce.K)], [hc, hc], color="k", lw=0.8, ls=":",
+            label="critical field (second order)")
     ax.plot(float(ce.K), float(ce.h), "o", color="k", label="CE tricritical")
     ax.plot(float(mce.K), float(mce.h), "s", color="k", label="MCE tricritical")
+    ax.set_xlim(K[0], K[-1])
+    ax.set_ylim(h[0], h[-1])
     ax.set_xlabel("K / J")
     ax.set_ylabel("h / J")
-    ax.set_title(f"Ensemble (in)equivalence at T = {T:g} J")
-    ax.legend(fontsize=6, loc="upper left")
+    note = f"; {n_bad} points not converged (white)" if n_bad else ""
+    ax.set_title(f"{h.size} x {K.size} points{note}", fontsize=8)
+    if legend_loc == "outside":
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=6, loc=legend_loc)
+
+
+def _inequivalence(out_dir: Path) -> Path:
+    T = 1.0
+    fig = Figure(figsize=(12.5, 4.6))
+    a, b = fig.subplots(1, 2)
+    _inequivalence_panel(a, T, np.linspace(1.7, 2.2, 51), np.linspace(0.15, 0.7, 51), "upper left")
+    # zoom on the tricritical points: the CE jumps, the MCE passes continuously (c < 0)
+    hc = float(jl.critical_field(T))
+    _inequivalence_panel(b, T, np.linspace(hc - 0.001, hc + 0.004, 31), np.linspace(0.2, 0.3, 41),
+                         "outside")
+    fig.suptitle(f"Ensemble (in)equivalence at T = {T:g} J (ensemble_agreement, exact MCE states "
+                 "of temperature T); right: zoom on the tricritical points")
     path = out_dir / "inequivalence_map.png"
     fig.savefig(path, dpi=130, bbox_inches="tight")
     return path
