@@ -42,7 +42,6 @@ from scipy.special import xlogy  # noqa: E402
 
 import jaxlmg as jl  # noqa: E402
 
-
 SWEEP_SPEC = """
 ensemble = "canonical"
 outputs = ["s", "mz", "f", "n_minima", "status"]

@@ -9,27 +9,12 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
+from . import finite_size as finite_size  # noqa: E402
 from ._canonical import CanonicalState as CanonicalState  # noqa: E402
 from ._canonical import GroundState as GroundState  # noqa: E402
 from ._canonical import canonical as canonical  # noqa: E402
 from ._canonical import canonical_state as canonical_state  # noqa: E402
 from ._canonical import ground_state as ground_state  # noqa: E402
-from ._model import LMG4 as LMG4  # noqa: E402
-from ._model import CollectiveSpinModel as CollectiveSpinModel  # noqa: E402
-from ._model import LMGCouplings as LMGCouplings  # noqa: E402
-from ._model import energy as energy  # noqa: E402
-from ._model import entropy as entropy  # noqa: E402
-from ._model import free_energy as free_energy  # noqa: E402
-from ._status import Status as Status  # noqa: E402
-from ._version import __version__ as __version__  # noqa: E402
-from ._transitions import Coexistence as Coexistence  # noqa: E402
-from ._transitions import LandauCoefficients as LandauCoefficients  # noqa: E402
-from ._transitions import Tricritical as Tricritical  # noqa: E402
-from ._transitions import coexistence as coexistence  # noqa: E402
-from ._transitions import critical_field as critical_field  # noqa: E402
-from ._transitions import first_order_field as first_order_field  # noqa: E402
-from ._transitions import landau_coefficients as landau_coefficients  # noqa: E402
-from ._transitions import tricritical as tricritical  # noqa: E402
 from ._inequivalence import Agreement as Agreement  # noqa: E402
 from ._inequivalence import EnsembleAgreement as EnsembleAgreement  # noqa: E402
 from ._inequivalence import EntropyCurve as EntropyCurve  # noqa: E402
@@ -50,4 +35,19 @@ from ._microcanonical_transitions import (  # noqa: E402
 from ._microcanonical_transitions import (  # noqa: E402
     microcanonical_first_order as microcanonical_first_order,
 )
-from . import finite_size as finite_size  # noqa: E402
+from ._model import LMG4 as LMG4  # noqa: E402
+from ._model import CollectiveSpinModel as CollectiveSpinModel  # noqa: E402
+from ._model import LMGCouplings as LMGCouplings  # noqa: E402
+from ._model import energy as energy  # noqa: E402
+from ._model import entropy as entropy  # noqa: E402
+from ._model import free_energy as free_energy  # noqa: E402
+from ._status import Status as Status  # noqa: E402
+from ._transitions import Coexistence as Coexistence  # noqa: E402
+from ._transitions import LandauCoefficients as LandauCoefficients  # noqa: E402
+from ._transitions import Tricritical as Tricritical  # noqa: E402
+from ._transitions import coexistence as coexistence  # noqa: E402
+from ._transitions import critical_field as critical_field  # noqa: E402
+from ._transitions import first_order_field as first_order_field  # noqa: E402
+from ._transitions import landau_coefficients as landau_coefficients  # noqa: E402
+from ._transitions import tricritical as tricritical  # noqa: E402
+from ._version import __version__ as __version__  # noqa: E402

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._model import CollectiveSpinModel, LMG4, LMGCouplings, field_state
+from ._model import LMG4, CollectiveSpinModel, LMGCouplings, field_state
 from ._status import Status
 from ._validate import check
 
@@ -214,7 +214,6 @@ def paramagnetic_stiffness(model: CollectiveSpinModel, couplings, h, T):
 
 def canonical_point(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N_SCAN):
     """Canonical equilibrium at ONE point; scalars in, :class:`CanonicalState` of scalars out."""
-    dtype = jnp.result_type(h, T, float)
     F = functools.partial(reduced_free_energy, model, couplings, h, T)
     bs = scan_fields(model, couplings, h, T, n_scan)
     Fs = jax.vmap(F)(bs)
@@ -335,7 +334,8 @@ def _precision(precision: str, *arrays):
     raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
 
 
-def canonical(h, K, T, J=1.0, *, precision: str = "float64", n_scan: int = N_SCAN) -> CanonicalState:
+def canonical(h, K, T, J=1.0, *, precision: str = "float64",
+              n_scan: int = N_SCAN) -> CanonicalState:
     """Canonical mean-field equilibrium of the extended LMG model (eqs. 1, 13, 14, 19).
 
     Minimizes ``f = e(s, θ, φ) - T S(s)`` globally over ``(s, θ, φ)`` at every point of the
@@ -344,9 +344,11 @@ def canonical(h, K, T, J=1.0, *, precision: str = "float64", n_scan: int = N_SCA
     Args:
         h: transverse field, energy units, ``h >= 0``; any shape.
         K: 4-spin coupling, energy units, ``K >= 0``; any shape.
-        T: temperature, energy units (k_B = 1), ``T >= 0``; any shape; ``T = 0`` is the ground state.
+        T: temperature, energy units (k_B = 1), ``T >= 0``; any shape; ``T = 0`` is the ground
+            state.
         J: 2-spin coupling, ``J > 0``; any shape.
-        precision: ``"float64"`` (default) or ``"float32"`` (warns: not enough for tricritical physics).
+        precision: ``"float64"`` (default) or ``"float32"`` (warns: not enough for tricritical
+            physics).
         n_scan: fields in the global scan.
     Returns:
         :class:`CanonicalState` (``s, mz, Mz, Mx, f, energy, entropy, n_minima, status``) of the

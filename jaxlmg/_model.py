@@ -6,7 +6,8 @@ Defenu, Mukamel and Ruffo, PRL 133, 050403 (2024), eq. (1).
 
 Conventions (``PHYSICS.md``): spin length ``s`` in [0, 1], direction
 ``m = (sinθ cosφ, sinθ sinφ, cosθ)``; the magnetization per spin is ``M = s m``, with
-``Mz = s cosθ`` and ``Mx = s sinθ cosφ``.  Energies are per spin, in the units of ``J``; ``k_B = 1``;
+``Mz = s cosθ`` and ``Mx = s sinθ cosφ``.  Energies are per spin, in the units of ``J``;
+``k_B = 1``;
 entropies are per spin, in nats.
 """
 
@@ -57,7 +58,8 @@ class CollectiveSpinModel(Protocol):
 
 
 class LMGCouplings(NamedTuple):
-    """Couplings of the extended LMG model, eq. (1): ``J`` (2-spin), ``K`` (4-spin); energy units."""
+    """Couplings of the extended LMG model, eq. (1): ``J`` (2-spin), ``K`` (4-spin); energy
+    units."""
 
     J: Any
     K: Any
@@ -126,7 +128,8 @@ def free_energy(model: CollectiveSpinModel, couplings, h, T, s, theta, phi=0.0):
 
 
 class FieldState(NamedTuple):
-    """A mean-field state of the collective spin in the field ``(h, 0, b)`` (see :func:`field_state`)."""
+    """A mean-field state of the collective spin in the field ``(h, 0, b)`` (see
+    :func:`field_state`)."""
 
     Mx: Any
     Mz: Any

@@ -10,7 +10,8 @@ __all__ = ["Status", "describe"]
 
 
 class Status(enum.IntEnum):
-    """Outcome of the solve at one grid point.  Results at a point whose status is not ``OK`` are NaN."""
+    """Outcome of the solve at one grid point.  Results at a point whose status is not ``OK``
+    are NaN."""
 
     OK = 0
     #: the local polish did not meet its tolerance within the iteration budget
@@ -36,7 +37,8 @@ _MESSAGES = {
 
 
 def describe(status) -> dict[str, int]:
-    """Count the points of each status in a result's ``status`` array, by name (for reports/logs)."""
+    """Count the points of each status in a result's ``status`` array, by name (for
+    reports/logs)."""
     import numpy as np
 
     codes = np.asarray(status).ravel()

@@ -181,7 +181,8 @@ def _tricritical_solver(p, ensemble):
     h = _critical_point(T, J)
     K = J / 4.0
     for _ in range(2):
-        b4, db4 = jax.jvp(lambda k: _landau_point(h, k, T, J, ensemble).b4, (K,), (jnp.ones_like(K),))
+        b4, db4 = jax.jvp(lambda k: _landau_point(h, k, T, J, ensemble).b4, (K,),
+                          (jnp.ones_like(K),))
         K = K - b4 / db4
     return jnp.stack([h, K])
 

@@ -14,7 +14,8 @@ def is_traced(x) -> bool:
 
 def check(name: str, x, *, lower: float | None = None, strict: bool = False, upper=None,
           integer: bool = False) -> None:
-    """Raise ``ValueError`` naming ``name`` and its allowed range if any concrete value is outside it.
+    """Raise ``ValueError`` naming ``name`` and its allowed range if any concrete value is outside
+    it.
 
     Traced values (inside a user's ``jit``/``vmap``) are not checked here; the engines then mark
     the offending points with ``Status.OUT_OF_DOMAIN`` instead.
@@ -39,8 +40,8 @@ def check(name: str, x, *, lower: float | None = None, strict: bool = False, upp
     if bad.any():
         first = a[bad].ravel()[0] if a.ndim else a.item()
         kind = "an integer " if integer else ""
-        raise ValueError(f"{name} must be {kind}in {rng}; got {first!r}"
-                         + (f" ({int(bad.sum())} of {a.size} values out of range)" if a.ndim else ""))
+        count = f" ({int(bad.sum())} of {a.size} values out of range)" if a.ndim else ""
+        raise ValueError(f"{name} must be {kind}in {rng}; got {first!r}{count}")
 
 
 def _range_text(lower, strict, upper) -> str:

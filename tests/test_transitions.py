@@ -47,7 +47,8 @@ def test_tricritical_points_zero_both_landau_coefficients(ensemble):
 
 def test_tricritical_closed_forms_and_ensemble_ordering():
     # At b2 = 0, s0 = h/(2J); eq. (35) gives K_MCE = J/(4 s0^2) exactly and eq. (29) gives
-    # K_CE = J/(4 s0^2) - beta J^2 (1 - s0^2)/(2 s0^2) exactly (only s0's low-T form is approximate).
+    # K_CE = J/(4 s0^2) - beta J^2 (1 - s0^2)/(2 s0^2) exactly (only s0's low-T form is
+    # approximate).
     ce, mce = jl.tricritical(TS, "canonical"), jl.tricritical(TS, "microcanonical")
     np.testing.assert_allclose(np.asarray(ce.h), np.asarray(mce.h), rtol=1e-14)
     s0 = np.asarray(ce.h) / 2.0
