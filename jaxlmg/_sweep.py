@@ -30,7 +30,6 @@ import collections
 import functools
 import itertools
 import math
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +41,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import _kernels
+from ._host import cpu_cores
 from ._spec import SweepSpec, load_spec
 from ._status import Status
 from ._store import SweepError, SweepStore, create_store, open_store, remove_store
@@ -390,10 +390,7 @@ def _workers(devices) -> int:
     """Chunks computed concurrently: one per core on a single CPU device, else one."""
     if len(devices) != 1 or devices[0].platform != "cpu":
         return 1
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
+    return cpu_cores()
 
 
 def _check_dtypes(store: SweepStore, dtypes: dict) -> None:

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
@@ -68,6 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from ._host import cpu_cores
 from ._validate import check
 
 __all__ = [
@@ -725,10 +725,7 @@ def _pool() -> ThreadPoolExecutor | None:
     """
     if jax.default_backend() != "cpu":
         return None
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        cores = os.cpu_count() or 1
+    cores = cpu_cores()
     return ThreadPoolExecutor(max_workers=cores) if cores > 1 else None
 
 

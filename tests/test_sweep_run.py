@@ -123,6 +123,17 @@ def test_interrupted_sweep_resumes_bit_identically(spec, reference, tmp_path):
     assert (rep.computed, rep.skipped, rep.complete) == (0, 4, True)
 
 
+@pytest.mark.parametrize("workers", [1, 3])
+def test_worker_threads_do_not_change_results(spec, reference, tmp_path, monkeypatch, workers):
+    """Chunks computed by one worker thread, or by more threads than chunks are in flight at
+    once, write the same bits as the default (one per core on a CPU device)."""
+    monkeypatch.setattr(_sweep, "_workers", lambda devices: workers)
+    out = tmp_path / f"w{workers}.zarr"
+    rep = run_sweep(spec, out, spec_text=SPEC)
+    assert rep.complete and rep.computed == 4
+    assert_same_store(out, reference)
+
+
 def test_chunk_without_done_flag_is_recomputed(spec, reference, tmp_path):
     out = tmp_path / "torn.zarr"
     shutil.copytree(reference, out)
