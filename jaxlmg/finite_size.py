@@ -254,60 +254,53 @@ def _bucket(n: int) -> int:
     return 1 << max(0, int(n - 1).bit_length())
 
 
-def _make_chunk(lay: _Layout, levels, L: int) -> _Chunk:
-    """The chunk of the flat ``levels`` (at most ``L``; blocks contiguous, ``S`` decreasing)."""
+def _make_chunks(lay: _Layout, levels, L: int) -> list[_Chunk]:
+    """The chunks of ``L`` consecutive entries of the flat ``levels`` (``levels[0:L]``,
+    ``levels[L:2L]``, ...; blocks contiguous and ``S`` decreasing inside each), built in one
+    vectorized pass (NumPy: the jitted kernels take them as they are, one transfer per call)."""
     levels = np.asarray(levels, np.int64)
     n = levels.size
-    assert n <= L
-    blk = _block_of(lay, levels)
+    assert n > 0
+    nc = -(-n // L)
+    # padding lanes (the end of the last chunk) copy the last real lane's block (smallest S):
+    # the unmasked main rows then compute a harmless polynomial there; they are marked by
+    # lev = -1 and their results are never used
+    padded = np.concatenate([levels, np.full(nc * L - n, levels[-1])]).reshape(nc, L)
+    real = (np.arange(nc * L) < n).reshape(nc, L)
+    blk = _block_of(lay, padded)
     S = lay.two_S[blk] / 2.0
     P = lay.parity[blk]
     half = (lay.N % 2) == 1
-    m_lo = _m_lo(lay.N, P)
-    brk = np.r_[True, blk[1:] != blk[:-1]] if n else np.zeros(0, bool)
-    grp = np.cumsum(brk) - 1
-    firsts = np.flatnonzero(brk)
-    counts = np.diff(np.r_[firsts, n])
+    # the lanes of one block in one chunk: position of the first (`first`) and count (`nb`)
+    grp_id = np.where(real, blk, -1)
+    brk = np.ones((nc, L), bool)
+    brk[:, 1:] = grp_id[:, 1:] != grp_id[:, :-1]
+    ar = np.broadcast_to(np.arange(L), (nc, L))
+    first = np.maximum.accumulate(np.where(brk, ar, 0), axis=1)
+    nxt = np.minimum.accumulate(np.where(brk, ar, L)[:, ::-1], axis=1)[:, ::-1]
+    nxt = np.concatenate([nxt[:, 1:], np.full((nc, 1), L)], axis=1)
+    # rows: a masked prologue from the largest S down, unmasked main octets down to m = 1 (1½)
+    mb = 1.5 if half else 1.0
+    S_max, S_min = S.max(axis=1), S.min(axis=1)
+    nmain = np.where(S_min >= mb, (S_min - mb + 1) // _R, 0).astype(np.int64)
+    npro = np.maximum((S_max - mb + 1).astype(np.int64) - _R * nmain, 0)
+    start = lay.start[blk]
+    fields = dict(
+        S=S, SS1=S * (S + 1), c0=np.where((not half) & (P > 0), 2.0, 1.0),
+        hs=np.where(half, -P * (S + 0.5), 0.0), m_lo=_m_lo(lay.N, P),
+        n=lay.dim[blk].astype(np.float64), k=np.where(real, padded - start, 0).astype(np.int32),
+        lev=np.where(real, padded, -1), bstart=np.where(real, start, -1),
+        first=np.where(real, first, 0).astype(np.int32),
+        nb=np.where(real, nxt - first, 1).astype(np.int32))
+    return [_Chunk(**{f: a[c] for f, a in fields.items()}, m0=np.float64(S_max[c]),
+                   npro=np.int32(npro[c]), nmain=np.int32(nmain[c]), half=np.bool_(half))
+            for c in range(nc)]
 
-    def pad(a, fill, dtype):
-        out = np.full(L, fill, dtype)
-        out[:n] = a
-        return out
 
-    # padding lanes copy the last real lane's block (smallest S): the unmasked main rows then
-    # compute a harmless polynomial there; results of lanes with ``lev < 0`` are never used
-    last = n - 1
-    mb = 1.5 if half else 1.0  # lowest row of the unmasked main stage
-    if n:
-        S_max, S_min = float(S.max()), float(S.min())
-        nmain = int((S_min - mb + 1) // _R) if S_min >= mb else 0
-        npro = max(int(S_max - mb + 1) - _R * nmain, 0)
-    else:
-        S_max, nmain, npro = 0.0, 0, 0
-
-    def padv(a, fill=None):
-        a = np.asarray(a, np.float64)
-        return pad(a, a[last] if n else (fill if fill is not None else 0.0), np.float64)
-
-    c0 = np.where((not half) & (P > 0), 2.0, 1.0)
-    ch = _Chunk(
-        S=padv(S),
-        SS1=padv(S * (S + 1)),
-        c0=padv(c0, 1.0),
-        hs=padv(np.where(half, -P * (S + 0.5), 0.0)),
-        m_lo=padv(m_lo),
-        n=padv(lay.dim[blk].astype(np.float64), 1.0),
-        k=pad(levels - lay.start[blk], 0, np.int32),
-        lev=pad(levels, -1, np.int64),
-        bstart=pad(lay.start[blk], -1, np.int64),
-        first=pad(firsts[grp], 0, np.int32),
-        nb=pad(counts[grp], 1, np.int32),
-        m0=np.float64(S_max),
-        npro=np.int32(npro),
-        nmain=np.int32(nmain),
-        half=np.bool_(half),
-    )
-    return ch  # NumPy: the jitted kernels take it as is (one transfer per call)
+def _make_chunk(lay: _Layout, levels, L: int) -> _Chunk:
+    """The chunk of the flat ``levels`` (``0 < size <= L``; see :func:`_make_chunks`)."""
+    assert np.size(levels) <= L
+    return _make_chunks(lay, levels, L)[0]
 
 
 def _pack(lay: _Layout, blocks, counts, L: int) -> list[np.ndarray]:
@@ -742,9 +735,19 @@ def _map_chunks(fn, calls):
     return list(pool.map(one, calls))
 
 
+class _Step(NamedTuple):
+    """One refinement step: ``targets`` (``(nb,)`` blocks) predicted from ``sources``
+    (``(nb, _STENCIL)`` blocks) with Lagrange ``weights`` (``(nb, _STENCIL)``) at spacing ``d``."""
+
+    targets: np.ndarray
+    sources: np.ndarray
+    weights: np.ndarray
+    d: int
+
+
 class _Plan(NamedTuple):
     base_blocks: np.ndarray
-    steps: tuple  # of (levels (n,), src (4, n), w (4, n), spacing d), NumPy
+    steps: tuple  # of _Step (per-block tables: O(blocks) memory, not O(levels))
 
 
 def _stencil_weights(j, js):
@@ -773,7 +776,7 @@ def _need(j: int, d: int, jmax: int) -> float:
     return np.inf if js is None else 2 * (js[-1] - j) + 8
 
 
-@functools.lru_cache(maxsize=2)  # ~70 bytes per level: keep only the last two sizes
+@functools.lru_cache(maxsize=8)
 def _plan(N: int) -> _Plan:
     """Which blocks are solved from scratch and how the others are predicted (host, per ``N``).
 
@@ -802,24 +805,20 @@ def _plan(N: int) -> _Plan:
     while d >= 1:
         targets = np.flatnonzero(~done & (jb % (2 * d) == d))
         if targets.size:
-            src_all, w_all, lev_all = [], [], []
+            sources, weights = [], []
             for b in targets:
                 j, P, n = int(jb[b]), int(lay.parity[b]), int(lay.dim[b])
                 js = _stencil(j, d, jmax)
                 blocks = [index[(jj, P)] for jj in js]
                 assert all(done[bb] for bb in blocks), (N, j, d)
-                k = np.arange(n)
-                src = []
+                # every level k has its partner (same k from the nearer end) in every source
                 for bb in blocks:
                     ni = int(lay.dim[bb])
-                    s = np.where(k < n / 2, k, k + ni - n)
-                    assert s.min() >= 0 and s.max() < ni, (N, j, d, n, ni)
-                    src.append(lay.start[bb] + s)
-                src_all.append(np.stack(src))
-                w_all.append(np.repeat(_stencil_weights(j, js)[:, None], n, axis=1))
-                lev_all.append(lay.start[b] + k)
-            steps.append((np.concatenate(lev_all), np.concatenate(src_all, axis=1),
-                          np.concatenate(w_all, axis=1), d))
+                    assert (n + 1) // 2 <= ni and (n + 1) // 2 + ni - n >= 0, (N, j, d, n, ni)
+                sources.append(blocks)
+                weights.append(_stencil_weights(j, js))
+            steps.append(_Step(targets=targets, sources=np.array(sources, np.int64),
+                               weights=np.array(weights), d=d))
             done[targets] = True
         d //= 2
     assert done.all()
@@ -887,18 +886,15 @@ def _local(lay: _Layout, coef: _Coef, lev, x0, lo, clo, hi, chi):
     for L, passes in ((_LOCAL_CHUNK, _LOCAL_FIRST), (_STRAGGLER_CHUNK, _LOCAL_PASSES)):
         lv, x0_, lo_, clo_, hi_, chi_ = (a[todo] for a in state)
 
-        def one(i, L=L, passes=passes, lv=lv, arrs=(x0_, lo_, clo_, hi_, chi_)):
-            sl = slice(i, i + L)
-            n = lv[sl].size
-            fills = (0.0, -1.0, 0, 1.0, 1)
-            padded = []
-            for a, fill in zip(arrs, fills, strict=True):
-                out = np.full(L, fill, a.dtype)
-                out[:n] = a[sl]
-                padded.append(out)
-            return _local_chunk(coef, _make_chunk(lay, lv[sl], L), *padded, passes)
-
-        results = _map_chunks(one, [(i,) for i in range(0, lv.size, L)])
+        size = -(-lv.size // L) * L
+        padded = []
+        for a, fill in zip((x0_, lo_, clo_, hi_, chi_), (0.0, -1.0, 0, 1.0, 1), strict=True):
+            out = np.full(size, fill, a.dtype)
+            out[: lv.size] = a
+            padded.append(out)
+        results = _map_chunks(_local_chunk, [
+            (coef, ch, *(a[i * L:(i + 1) * L] for a in padded), passes)
+            for i, ch in enumerate(_make_chunks(lay, lv, L))])
         res = [np.concatenate([r[j] for r in results])[: lv.size] for j in range(7)]
         vals[todo], oks[todo] = res[0], res[1]
         for a, new in zip(state[1:], res[2:], strict=True):
@@ -911,6 +907,35 @@ def _local(lay: _Layout, coef: _Coef, lev, x0, lo, clo, hi, chi):
     return vals[inv], oks[inv]
 
 
+class _Targets(NamedTuple):
+    """The flat levels of a step's target blocks, with what predicting them needs (NumPy)."""
+
+    lev: np.ndarray  # (n,) flat level index
+    k: np.ndarray  # (n,) level index inside the block
+    seg: np.ndarray  # (n,) segment: 2 * (target row) + (upper half)
+    base: np.ndarray  # (2 * n_targets, _STENCIL) flat index of source level k = base + k
+
+
+def _targets(lay: _Layout, step: _Step) -> _Targets:
+    """Level ``k`` of a target block is predicted (:func:`_predict`) from level ``k`` of each
+    source block, counted from the nearer end: each target block is two segments, its lower half
+    (source level ``k``) and its upper half (source level ``k + n_src - n``)."""
+    n = lay.dim[step.targets]
+    k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    seg = np.repeat(np.arange(2 * n.size), np.stack([(n + 1) // 2, n // 2], axis=1).ravel())
+    src = step.sources
+    base = np.stack([lay.start[src], lay.start[src] + lay.dim[src] - n[:, None]], axis=1)
+    return _Targets(lev=np.repeat(lay.start[step.targets], n) + k, k=k, seg=seg,
+                    base=base.reshape(2 * n.size, -1))
+
+
+def _predict(step: _Step, tg: _Targets, levels, sl: slice):
+    """Lagrange predictions of the target levels ``tg.lev[sl]`` from the solved ``levels``."""
+    seg = tg.seg[sl]
+    vals = levels[tg.base[seg] + tg.k[sl, None]]
+    return np.einsum("ij,ij->i", step.weights[seg // 2], vals)
+
+
 def _solve_full(N: int, coef: _Coef):
     """All levels of all blocks at one parameter point: ``(levels, converged)``, flat NumPy."""
     lay, plan = _layout(N), _plan(N)
@@ -921,15 +946,15 @@ def _solve_full(N: int, coef: _Coef):
     packs = _pack(lay, plan.base_blocks, lay.dim[plan.base_blocks], Lb)
     lv, v, ok = _shared(lay, coef, packs)
     levels[lv], conv[lv] = v, ok
-    for lev, src, w, d in plan.steps:
-        mode = "newton" if d <= _NEWTON_SPACING else "laguerre"
-        x = np.sum(w * levels[src], axis=0)
+    for step in plan.steps:
+        mode = "newton" if step.d <= _NEWTON_SPACING else "laguerre"
+        tg = _targets(lay, step)
+        lev = tg.lev
+        xs = np.zeros(-(-lev.size // L) * L)
+        xs[: lev.size] = _predict(step, tg, levels, slice(None))
 
-        def one(i, lev=lev, x=x, mode=mode):
-            n = lev[i:i + L].size
-            xp = np.zeros(L)
-            xp[:n] = x[i:i + L]
-            return _refine_chunk(coef, _make_chunk(lay, lev[i:i + L], L), xp, mode=mode)
+        def one(i, lev=lev, xs=xs, mode=mode):
+            return _refine_chunk(coef, _make_chunk(lay, lev[i:i + L], L), xs[i:i + L], mode=mode)
 
         results = _map_chunks(one, [(i,) for i in range(0, lev.size, L)])
         res = [np.concatenate([r[j] for r in results])[: lev.size] for j in range(7)]
@@ -947,13 +972,11 @@ def _per_block(lay: _Layout, coef: _Coef, fn, x_of_block):
     L = _CHUNK
     lev0 = lay.start
 
-    def one(i):
-        n = lev0[i:i + L].size
-        xp = np.zeros(L)
-        xp[:n] = x_of_block[i:i + L]
-        return fn(coef, _make_chunk(lay, lev0[i:i + L], L), xp)[:n]
-
-    return np.concatenate(_map_chunks(one, [(i,) for i in range(0, lev0.size, L)]))
+    xs = np.zeros(-(-lev0.size // L) * L)
+    xs[: lev0.size] = x_of_block
+    res = _map_chunks(fn, [(coef, ch, xs[i * L:(i + 1) * L])
+                           for i, ch in enumerate(_make_chunks(lay, lev0, L))])
+    return np.concatenate(res)[: lev0.size]
 
 
 def _block_bounds(N: int, coef: _Coef):
@@ -1023,14 +1046,11 @@ def _observables(N: int, coef: _Coef, lev, vals):
     L = _CHUNK
     order = np.argsort(lev, kind="stable")
     lev_s, val_s = lev[order], vals[order]
-
-    def one(i):
-        n = lev_s[i:i + L].size
-        xp = np.zeros(L)
-        xp[:n] = val_s[i:i + L]
-        return _observables_chunk(coef, _make_chunk(lay, lev_s[i:i + L], L), xp)
-
-    outs = _map_chunks(one, [(i,) for i in range(0, lev_s.size, L)])
+    xs = np.zeros(-(-lev_s.size // L) * L)
+    xs[: lev_s.size] = val_s
+    chunks = _make_chunks(lay, lev_s, L) if lev_s.size else []
+    outs = _map_chunks(_observables_chunk,
+                       [(coef, ch, xs[i * L:(i + 1) * L]) for i, ch in enumerate(chunks)])
     m2 = np.concatenate([o[0] for o in outs])[: lev.size] if outs else np.zeros(0)
     m4 = np.concatenate([o[1] for o in outs])[: lev.size] if outs else np.zeros(0)
     inv = np.empty_like(order)
