@@ -722,6 +722,26 @@ def _pool() -> ThreadPoolExecutor | None:
     return ThreadPoolExecutor(max_workers=cores) if cores > 1 else None
 
 
+def _run_chunks(fn, coef: _Coef, lay: _Layout, levels, L: int, columns, extra=()):
+    """``fn(coef, chunk, *column slices, *extra)`` for each chunk of ``L`` lanes of the flat
+    ``levels``, spread over the cores (:func:`_map_chunks`; each chunk's table is built in its
+    worker thread, next to the kernels).  ``columns``: ``(array over levels, fill)`` pairs, padded
+    with their fill and cut like the levels.  Returns the list of per-chunk results (NumPy)."""
+    n = np.size(levels)
+    size = -(-n // L) * L
+    padded = []
+    for a, fill in columns:
+        out = np.full(size, fill, np.asarray(a).dtype)
+        out[:n] = a
+        padded.append(out)
+
+    def one(i):
+        sl = slice(i, i + L)
+        return fn(coef, _make_chunk(lay, levels[sl], L), *(a[sl] for a in padded), *extra)
+
+    return _map_chunks(one, [(i,) for i in range(0, n, L)])
+
+
 def _map_chunks(fn, calls):
     """``[fn(*args) for args in calls]``, the chunks spread over the cores (:func:`_pool`);
     results as NumPy (tuples of arrays stay tuples)."""
@@ -785,8 +805,8 @@ def _plan(N: int) -> _Plan:
     ``d = _COARSE/2, ..., 1``, the blocks with ``j ≡ d (mod 2d)`` are predicted level by level
     (level ``k`` counted from the bottom in the lower half of the block, from the top in the
     upper half) by ``_STENCIL``-point Lagrange interpolation in ``j`` from the same-parity blocks
-    at ``j ± d, j ± 3d, j ± 5d`` (shifted towards larger ``j`` near ``S = N/2``), all solved
-    before.  (6 points instead of 4: 5x fewer predictions fail the one-pass acceptance.)
+    at ``j ± d, j ± 3d, j ± 5d, j ± 7d`` (shifted towards larger ``j`` near ``S = N/2``), all
+    solved before.  (8 points instead of 4: ~10x fewer predictions fail the one-pass acceptance.)
     """
     lay = _layout(N)
     jb = (N - lay.two_S) // 2
@@ -886,15 +906,8 @@ def _local(lay: _Layout, coef: _Coef, lev, x0, lo, clo, hi, chi):
     for L, passes in ((_LOCAL_CHUNK, _LOCAL_FIRST), (_STRAGGLER_CHUNK, _LOCAL_PASSES)):
         lv, x0_, lo_, clo_, hi_, chi_ = (a[todo] for a in state)
 
-        size = -(-lv.size // L) * L
-        padded = []
-        for a, fill in zip((x0_, lo_, clo_, hi_, chi_), (0.0, -1.0, 0, 1.0, 1), strict=True):
-            out = np.full(size, fill, a.dtype)
-            out[: lv.size] = a
-            padded.append(out)
-        results = _map_chunks(_local_chunk, [
-            (coef, ch, *(a[i * L:(i + 1) * L] for a in padded), passes)
-            for i, ch in enumerate(_make_chunks(lay, lv, L))])
+        results = _run_chunks(_local_chunk, coef, lay, lv, L, ((x0_, 0.0), (lo_, -1.0), (clo_, 0),
+                                                               (hi_, 1.0), (chi_, 1)), (passes,))
         res = [np.concatenate([r[j] for r in results])[: lv.size] for j in range(7)]
         vals[todo], oks[todo] = res[0], res[1]
         for a, new in zip(state[1:], res[2:], strict=True):
@@ -929,11 +942,10 @@ def _targets(lay: _Layout, step: _Step) -> _Targets:
                     base=base.reshape(2 * n.size, -1))
 
 
-def _predict(step: _Step, tg: _Targets, levels, sl: slice):
-    """Lagrange predictions of the target levels ``tg.lev[sl]`` from the solved ``levels``."""
-    seg = tg.seg[sl]
-    vals = levels[tg.base[seg] + tg.k[sl, None]]
-    return np.einsum("ij,ij->i", step.weights[seg // 2], vals)
+def _predict(step: _Step, tg: _Targets, levels):
+    """Lagrange predictions of the target levels ``tg.lev`` from the solved ``levels``."""
+    vals = levels[tg.base[tg.seg] + tg.k[:, None]]
+    return np.einsum("ij,ij->i", step.weights[tg.seg // 2], vals)
 
 
 def _solve_full(N: int, coef: _Coef):
@@ -950,13 +962,8 @@ def _solve_full(N: int, coef: _Coef):
         mode = "newton" if step.d <= _NEWTON_SPACING else "laguerre"
         tg = _targets(lay, step)
         lev = tg.lev
-        xs = np.zeros(-(-lev.size // L) * L)
-        xs[: lev.size] = _predict(step, tg, levels, slice(None))
-
-        def one(i, lev=lev, xs=xs, mode=mode):
-            return _refine_chunk(coef, _make_chunk(lay, lev[i:i + L], L), xs[i:i + L], mode=mode)
-
-        results = _map_chunks(one, [(i,) for i in range(0, lev.size, L)])
+        results = _run_chunks(functools.partial(_refine_chunk, mode=mode), coef, lay, lev, L,
+                              ((_predict(step, tg, levels), 0.0),))
         res = [np.concatenate([r[j] for r in results])[: lev.size] for j in range(7)]
         val, good = res[0], res[1]
         levels[lev[good]], conv[lev[good]] = val[good], True
@@ -972,10 +979,7 @@ def _per_block(lay: _Layout, coef: _Coef, fn, x_of_block):
     L = _CHUNK
     lev0 = lay.start
 
-    xs = np.zeros(-(-lev0.size // L) * L)
-    xs[: lev0.size] = x_of_block
-    res = _map_chunks(fn, [(coef, ch, xs[i * L:(i + 1) * L])
-                           for i, ch in enumerate(_make_chunks(lay, lev0, L))])
+    res = _run_chunks(fn, coef, lay, lev0, L, ((x_of_block, 0.0),))
     return np.concatenate(res)[: lev0.size]
 
 
@@ -1046,11 +1050,7 @@ def _observables(N: int, coef: _Coef, lev, vals):
     L = _CHUNK
     order = np.argsort(lev, kind="stable")
     lev_s, val_s = lev[order], vals[order]
-    xs = np.zeros(-(-lev_s.size // L) * L)
-    xs[: lev_s.size] = val_s
-    chunks = _make_chunks(lay, lev_s, L) if lev_s.size else []
-    outs = _map_chunks(_observables_chunk,
-                       [(coef, ch, xs[i * L:(i + 1) * L]) for i, ch in enumerate(chunks)])
+    outs = _run_chunks(_observables_chunk, coef, lay, lev_s, L, ((val_s, 0.0),))
     m2 = np.concatenate([o[0] for o in outs])[: lev.size] if outs else np.zeros(0)
     m4 = np.concatenate([o[1] for o in outs])[: lev.size] if outs else np.zeros(0)
     inv = np.empty_like(order)
