@@ -53,19 +53,23 @@ def run(args) -> int:
           "(per spin; <Mz^2> with Mz = 2Sz/N)")
     head = f"{'N':>8} {'T':>8} {'f':>15} {'energy':>13} {'entropy':>11} {'C':>11}"
     print(head + (f" {'<Mz^2>':>10} {'Binder':>9}" if mag else "") + "  status")
+
+    def row(label, t, f, energy, entropy, c, mz2, binder, status):
+        """One table line; ``None`` leaves a column blank."""
+        cell = lambda v, w, p: f" {'':>{w}}" if v is None else f" {float(v):>{w}.{p}f}"  # noqa: E731
+        line = (f"{label:>8} {t:>8.4g}" + cell(f, 15, 10) + cell(energy, 13, 8)
+                + cell(entropy, 11, 7) + cell(c, 11, 6))
+        if mag:
+            line += cell(mz2, 10, 6) + cell(binder, 9, 5)
+        return line + f"  {jl.Status(int(status)).name}"
+
     for N, th in rows:
         for i, t in enumerate(T):
-            line = (f"{N:>8} {t:>8.4g} {float(th.f[i]):>15.10f} {float(th.energy[i]):>13.8f} "
-                    f"{float(th.entropy[i]):>11.7f} {float(th.specific_heat[i]):>11.6f}")
-            if mag:
-                line += f" {float(th.Mz2[i]):>10.6f} {float(th.binder[i]):>9.5f}"
-            print(line + f"  {jl.Status(int(th.status[i])).name}")
+            print(row(N, t, th.f[i], th.energy[i], th.entropy[i], th.specific_heat[i],
+                      th.Mz2[i] if mag else None, th.binder[i] if mag else None, th.status[i]))
     for i, t in enumerate(T):
-        line = (f"{'MF':>8} {t:>8.4g} {float(mf.f[i]):>15.10f} {float(mf.energy[i]):>13.8f} "
-                f"{float(mf.entropy[i]):>11.7f} {'':>11}")
-        if mag:
-            line += f" {float(mf.Mz[i]) ** 2:>10.6f} {'':>9}"
-        print(line + f"  {jl.Status(int(mf.status[i])).name}")
+        print(row("MF", t, mf.f[i], mf.energy[i], mf.entropy[i], None,
+                  float(mf.Mz[i]) ** 2 if mag else None, None, mf.status[i]))
     if len(args.N) >= 3:
         ex = fs.extrapolate(args.N, np.stack([np.asarray(th.f) for _, th in rows]))
         for i, t in enumerate(T):
