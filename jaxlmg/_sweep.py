@@ -376,8 +376,9 @@ def _compute(store, spec, plan, runner, todo, mine, done, counts, progress) -> i
                 queue.append(pool.submit(compute, i))
             while queue:
                 item = queue.popleft().result()
-                for i in itertools.islice(todo_iter, 1):
-                    queue.append(pool.submit(compute, i))
+                nxt = next(todo_iter, None)
+                if nxt is not None:
+                    queue.append(pool.submit(compute, nxt))
                 write(item)
         finally:
             for fut in queue:
