@@ -25,7 +25,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._model import LMG4, CollectiveSpinModel, LMGCouplings, field_state
+from ._model import field_state
+from .models import LMG4, CollectiveSpinModel, LMGCouplings
 from ._status import Status
 from ._validate import check
 

@@ -35,7 +35,7 @@ from ._microcanonical_transitions import (
     analysis,
     microcanonical_first_order,
 )
-from ._model import LMG4, LMGCouplings
+from .models import LMG4, LMGCouplings
 from ._status import Status
 from ._validate import check
 

@@ -48,7 +48,8 @@ from ._microcanonical import (
     run_chunked,
     shell_s2,
 )
-from ._model import LMG4, CollectiveSpinModel, LMGCouplings, entropy
+from ._model import entropy
+from .models import LMG4, CollectiveSpinModel, LMGCouplings
 from ._status import Status
 from ._validate import check
 

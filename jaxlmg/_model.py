@@ -13,76 +13,14 @@ entropies are per spin, in nats.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax.numpy as jnp
 
-__all__ = [
-    "CollectiveSpinModel",
-    "LMG4",
-    "LMGCouplings",
-    "entropy",
-    "energy",
-    "free_energy",
-    "field_state",
-]
+if TYPE_CHECKING:
+    from .models import CollectiveSpinModel
 
-
-@runtime_checkable
-class CollectiveSpinModel(Protocol):
-    """A fully connected spin-½ model whose mean-field energy per spin has the form
-
-    ``e(s, θ, φ) = u(s cosθ) - h s sinθ cosφ``                                     (eq. 13)
-
-    i.e. an arbitrary smooth interaction ``u(Mz)`` along z plus a transverse field ``h`` along x.
-    This covers the LMG model with any polynomial of ``Σσᶻ`` (p-spin terms, a longitudinal field,
-    ...).  A model is a hashable, static object (it is a static argument of the jitted engines).
-
-    Attributes:
-        z2_symmetric: ``True`` when ``u(-m) == u(m)``; the engines then search ``Mz >= 0`` only
-            and the paramagnetic state ``Mz = 0`` is always stationary.
-
-    Methods:
-        interaction(Mz, couplings): ``u(Mz)`` per spin; ``Mz`` a scalar in [-1, 1], ``couplings``
-            a pytree of scalars.
-        max_field(couplings): an upper bound on ``|u'(Mz)|`` over ``|Mz| <= 1`` (the largest
-            longitudinal mean field the interaction can create); bounds the global search.
-    """
-
-    z2_symmetric: bool
-
-    def interaction(self, Mz: Any, couplings: Any) -> Any: ...
-
-    def max_field(self, couplings: Any) -> Any: ...
-
-
-class LMGCouplings(NamedTuple):
-    """Couplings of the extended LMG model, eq. (1): ``J`` (2-spin), ``K`` (4-spin); energy
-    units."""
-
-    J: Any
-    K: Any
-
-
-@dataclass(frozen=True)
-class LMG4:
-    """The LMG ferromagnet with a 4-spin term, eq. (1) of the paper:
-
-    ``H = -(J/N)(Σσᶻ)² - h Σσˣ - (K/N³)(Σσᶻ)⁴``,  mean field ``u(Mz) = -J Mz² - K Mz⁴`` (eq. 13).
-    """
-
-    z2_symmetric: bool = True
-
-    def interaction(self, Mz, couplings: LMGCouplings):
-        J, K = couplings
-        m2 = Mz * Mz
-        return -J * m2 - K * m2 * m2
-
-    def max_field(self, couplings: LMGCouplings):
-        J, K = couplings
-        # |u'(m)| = |2 J m + 4 K m^3| <= 2|J| + 4|K| on |m| <= 1.
-        return 2.0 * jnp.abs(J) + 4.0 * jnp.abs(K)
+__all__ = ["entropy", "energy", "free_energy", "field_state"]
 
 
 def entropy(s):

@@ -25,7 +25,8 @@ import jax.numpy as jnp
 
 from ._canonical import canonical_point, paramagnetic_stiffness, reduced_free_energy
 from ._implicit import implicit_root
-from ._model import LMG4, LMGCouplings, entropy, field_state
+from ._model import entropy, field_state
+from .models import LMG4, LMGCouplings
 from ._status import Status
 from ._validate import check
 

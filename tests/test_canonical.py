@@ -178,6 +178,10 @@ def brute_force(h, K, T, J=1.0, n_starts=5):
                      bounds=[(0.0, 20.0), (0.0, np.pi / 2)],
                      options={"ftol": 1e-16, "gtol": 1e-13, "maxiter": 1000})
         best = min(best, float(r.fun))
+    if T == 0:
+        # At T = 0 the minimum lies on the face s = 1, where the y-gradient carries sech² y -> 0
+        # and L-BFGS-B can stall ~1e-9 above it (SciPy 1.17): minimize on that face directly.
+        best = min(best, t0_direct(h, K, J)[0])
     return best
 
 

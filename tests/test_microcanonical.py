@@ -18,7 +18,7 @@ from jaxlmg._microcanonical_transitions import (
     microcanonical_at_temperature,
     microcanonical_first_order,
 )
-from jaxlmg._model import LMG4, LMGCouplings
+from jaxlmg.models import LMG4, LMGCouplings
 
 J = 1.0
 

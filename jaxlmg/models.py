@@ -1,0 +1,209 @@
+"""Collective-spin models: the public model API (built-in models and the interface for your own).
+
+A *collective-spin model* is a fully connected spin-½ model whose Hamiltonian is a function of the
+total spin, ``H = N u(2 S^z / N) - 2 h S^x``.  Its mean-field energy per spin is
+
+    ``e(s, θ, φ) = u(s cosθ) - h s sinθ cosφ``                                      (eq. 13)
+
+with ``u(Mz)`` the interaction along z (per spin, energy units) and ``h`` the transverse field.
+Every engine of jaxlmg (canonical, microcanonical, boundaries, inequivalence, finite N, sweeps)
+takes such a model; the built-in ones are:
+
+* :class:`LMG4` — the Lipkin-Meshkov-Glick ferromagnet with a 4-spin term of Defenu, Mukamel and
+  Ruffo, PRL 133, 050403 (2024), eq. (1): ``u = -J Mz² - K Mz⁴`` (``J = 0``: the pure 4-spin model).
+* :class:`PSpin` — the p-spin ferromagnet in a transverse field, ``u = -J Mz^p`` (Jörg, Krzakala,
+  Kurchan, Maggs, Pujos, EPL 89, 40004 (2010); Bapst & Semerjian, J. Stat. Mech. (2012) P06007).
+  ``p = 2`` is the quantum Curie-Weiss (LMG) model; ``p >= 3`` has first-order transitions.
+* :class:`LongitudinalLMG4` — LMG4 with a longitudinal field ``b``: ``u = -J Mz² - K Mz⁴ - b Mz``
+  (no Z₂ symmetry for ``b != 0``).
+
+Writing your own: any hashable object with ``interaction(Mz, couplings)``,
+``max_field(couplings)``, ``max_curvature(couplings)`` and ``z2_symmetric`` (see
+:class:`CollectiveSpinModel`); couplings are a NamedTuple of scalars (each may be a grid axis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+
+__all__ = [
+    "CollectiveSpinModel",
+    "LMG4",
+    "LMGCouplings",
+    "LongitudinalCouplings",
+    "LongitudinalLMG4",
+    "PSpin",
+    "PSpinCouplings",
+    "curvature_bound",
+    "interaction_derivative",
+]
+
+
+@runtime_checkable
+class CollectiveSpinModel(Protocol):
+    """A fully connected spin-½ model with mean-field energy ``e = u(Mz) - h Mx`` (eq. 13).
+
+    ``u(Mz)`` is any smooth interaction along z (a polynomial in ``Σσᶻ``: p-spin terms,
+    longitudinal fields, ...).  At finite ``N`` the ``S^z``-diagonal of the Hamiltonian in the
+    sector basis is ``N u(2M/N)`` (``M`` the ``S^z`` eigenvalue) and the transverse part is
+    ``-2h S^x`` (eq. 4).  A model is a hashable, static object (a static argument of the jitted
+    engines); its couplings are a pytree of scalars passed separately, so they can vary over a
+    grid.
+
+    Attributes:
+        z2_symmetric: ``True`` when ``u(-m) == u(m)`` for all couplings; the engines then
+            search ``Mz >= 0`` only and the paramagnet ``Mz = 0`` is always stationary.
+
+    Methods:
+        interaction(Mz, couplings): ``u(Mz)`` per spin (energy units); ``Mz`` a scalar in
+            ``[-1, 1]``, ``couplings`` a pytree of scalars.
+        max_field(couplings): an upper bound on ``|u'(Mz)|`` over ``|Mz| <= 1`` (the largest
+            longitudinal mean field the interaction can create); bounds every search.
+        max_curvature(couplings) (optional): an upper bound on ``|u''(Mz)|`` over ``|Mz| <= 1``.
+            The certified stationary-point search uses it to exclude stationary points between
+            scan points; without it :func:`curvature_bound` estimates it numerically (not a
+            proof).
+    """
+
+    z2_symmetric: bool
+
+    def interaction(self, Mz: Any, couplings: Any) -> Any: ...
+
+    def max_field(self, couplings: Any) -> Any: ...
+
+
+class LMGCouplings(NamedTuple):
+    """Couplings of :class:`LMG4`, eq. (1): ``J`` (2-spin), ``K`` (4-spin); energy units."""
+
+    J: Any
+    K: Any
+
+
+@dataclass(frozen=True)
+class LMG4:
+    """The LMG ferromagnet with a 4-spin term, eq. (1) of Defenu, Mukamel, Ruffo (2024):
+
+    ``H = -(J/N)(Σσᶻ)² - h Σσˣ - (K/N³)(Σσᶻ)⁴``, mean field ``u(Mz) = -J Mz² - K Mz⁴`` (eq. 13).
+    Couplings: :class:`LMGCouplings` ``(J, K)``.  ``J = 0`` is the pure 4-spin model.
+    """
+
+    z2_symmetric: bool = True
+
+    def interaction(self, Mz, couplings: LMGCouplings):
+        J, K = couplings
+        m2 = Mz * Mz
+        return -J * m2 - K * m2 * m2
+
+    def max_field(self, couplings: LMGCouplings):
+        J, K = couplings
+        # |u'(m)| = |2 J m + 4 K m^3| <= 2|J| + 4|K| on |m| <= 1.
+        return 2.0 * jnp.abs(J) + 4.0 * jnp.abs(K)
+
+    def max_curvature(self, couplings: LMGCouplings):
+        J, K = couplings
+        return 2.0 * jnp.abs(J) + 12.0 * jnp.abs(K)
+
+
+class PSpinCouplings(NamedTuple):
+    """Couplings of :class:`PSpin`: ``J``, the p-spin coupling (energy units)."""
+
+    J: Any
+
+
+@dataclass(frozen=True)
+class PSpin:
+    """The p-spin ferromagnet in a transverse field, ``H = -N J (2S^z/N)^p - 2h S^x``:
+    ``u(Mz) = -J Mz^p`` (Jörg et al., EPL 89, 40004 (2010); Bapst & Semerjian (2012)).
+
+    Args:
+        p: integer ``>= 2``.  Even ``p`` is Z₂-symmetric; odd ``p`` is not (the ordered state
+            has ``Mz > 0`` for ``J > 0``).  ``PSpin(2)`` is :class:`LMG4` with ``K = 0``.
+    Couplings: :class:`PSpinCouplings` ``(J,)``.  At ``T = 0`` and ``p >= 3`` the transition in
+    ``h`` is first order (``h = 3√3/4 J`` for ``p = 3``, ``32/27 J`` for ``p = 4``).
+    Raises:
+        ValueError: ``p`` is not an integer ``>= 2``.
+    """
+
+    p: int = 3
+
+    def __post_init__(self):
+        if isinstance(self.p, bool) or not isinstance(self.p, int) or self.p < 2:
+            raise ValueError(f"PSpin: p must be an integer >= 2, got {self.p!r}")
+
+    @property
+    def z2_symmetric(self) -> bool:  # type: ignore[override]
+        return self.p % 2 == 0
+
+    def interaction(self, Mz, couplings: PSpinCouplings):
+        (J,) = couplings
+        return -J * Mz ** self.p
+
+    def max_field(self, couplings: PSpinCouplings):
+        (J,) = couplings
+        return self.p * jnp.abs(J)
+
+    def max_curvature(self, couplings: PSpinCouplings):
+        (J,) = couplings
+        return self.p * (self.p - 1) * jnp.abs(J)
+
+
+class LongitudinalCouplings(NamedTuple):
+    """Couplings of :class:`LongitudinalLMG4`: ``J`` (2-spin), ``K`` (4-spin), ``b``
+    (longitudinal field along z); energy units."""
+
+    J: Any
+    K: Any
+    b: Any
+
+
+@dataclass(frozen=True)
+class LongitudinalLMG4:
+    """LMG4 in a longitudinal field: ``H = -(J/N)(Σσᶻ)² - (K/N³)(Σσᶻ)⁴ - b Σσᶻ - h Σσˣ``,
+    ``u(Mz) = -J Mz² - K Mz⁴ - b Mz``.  Not Z₂-symmetric (``b = 0`` gives :class:`LMG4`, but the
+    engines then search both signs of ``Mz``).  Couplings: :class:`LongitudinalCouplings`.
+    """
+
+    z2_symmetric: bool = False
+
+    def interaction(self, Mz, couplings: LongitudinalCouplings):
+        J, K, b = couplings
+        m2 = Mz * Mz
+        return -J * m2 - K * m2 * m2 - b * Mz
+
+    def max_field(self, couplings: LongitudinalCouplings):
+        J, K, b = couplings
+        return 2.0 * jnp.abs(J) + 4.0 * jnp.abs(K) + jnp.abs(b)
+
+    def max_curvature(self, couplings: LongitudinalCouplings):
+        J, K, _ = couplings
+        return 2.0 * jnp.abs(J) + 12.0 * jnp.abs(K)
+
+
+def interaction_derivative(model: CollectiveSpinModel, couplings, Mz, order: int = 1):
+    """``d^k u / dMz^k`` at ``Mz`` (scalar), by forward-mode autodiff of ``model.interaction``."""
+    f = lambda m: model.interaction(m, couplings)  # noqa: E731
+    for _ in range(order):
+        f = jax.grad(f)
+    return f(Mz)
+
+
+_N_CURV = 257
+
+
+def curvature_bound(model: CollectiveSpinModel, couplings):
+    """An upper bound on ``|u''(Mz)|`` over ``|Mz| <= 1`` (scalar couplings).
+
+    ``model.max_curvature(couplings)`` where the model provides it (a proof, used to *certify*
+    that no stationary point lies between scan points); otherwise ``2 max |u''| + max|u'|/8`` over
+    257 points, a numerical estimate that is safe for smooth low-order polynomials but not a
+    proof (document ``max_curvature`` in your model to make the search certified).
+    """
+    if hasattr(model, "max_curvature"):
+        return model.max_curvature(couplings)
+    m = jnp.linspace(-1.0, 1.0, _N_CURV)
+    upp = jax.vmap(lambda x: interaction_derivative(model, couplings, x, 2))(m)
+    return 2.0 * jnp.max(jnp.abs(upp)) + model.max_field(couplings) / 8.0
