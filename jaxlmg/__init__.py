@@ -47,6 +47,7 @@ from ._transitions import critical_field as critical_field  # noqa: E402
 from ._transitions import first_order_field as first_order_field  # noqa: E402
 from ._transitions import landau_coefficients as landau_coefficients  # noqa: E402
 from ._transitions import tricritical as tricritical  # noqa: E402
+from ._version import __version__ as __version__  # noqa: E402
 from .models import LMG4 as LMG4  # noqa: E402
 from .models import CollectiveSpinModel as CollectiveSpinModel  # noqa: E402
 from .models import LMGCouplings as LMGCouplings  # noqa: E402
@@ -54,4 +55,3 @@ from .models import LongitudinalCouplings as LongitudinalCouplings  # noqa: E402
 from .models import LongitudinalLMG4 as LongitudinalLMG4  # noqa: E402
 from .models import PSpin as PSpin  # noqa: E402
 from .models import PSpinCouplings as PSpinCouplings  # noqa: E402
-from ._version import __version__ as __version__  # noqa: E402

@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 
 from ._model import field_state
-from .models import LMG4, CollectiveSpinModel, LMGCouplings
 from ._status import Status
 from ._validate import check
+from .models import LMG4, CollectiveSpinModel, LMGCouplings
 
 __all__ = ["CanonicalState", "GroundState", "canonical", "canonical_state", "ground_state"]
 

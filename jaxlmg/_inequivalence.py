@@ -35,9 +35,9 @@ from ._microcanonical_transitions import (
     analysis,
     microcanonical_first_order,
 )
-from .models import LMG4, LMGCouplings
 from ._status import Status
 from ._validate import check
+from .models import LMG4, LMGCouplings
 
 __all__ = ["Agreement", "EnsembleAgreement", "EntropyCurve", "ensemble_agreement",
            "entropy_curve"]

@@ -47,9 +47,9 @@ import numpy as np
 
 from ._canonical import _discrete_minima, _parabola_vertex, _precision, minimize_1d
 from ._model import entropy
-from .models import LMG4, CollectiveSpinModel, LMGCouplings
 from ._status import Status
 from ._validate import check, is_traced
+from .models import LMG4, CollectiveSpinModel, LMGCouplings
 
 __all__ = [
     "EnergyRange",

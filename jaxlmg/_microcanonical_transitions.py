@@ -49,9 +49,9 @@ from ._microcanonical import (
     shell_s2,
 )
 from ._model import entropy
-from .models import LMG4, CollectiveSpinModel, LMGCouplings
 from ._status import Status
 from ._validate import check
+from .models import LMG4, CollectiveSpinModel, LMGCouplings
 
 __all__ = [
     "MicrocanonicalTransition",

@@ -26,9 +26,9 @@ import jax.numpy as jnp
 from ._canonical import canonical_point, paramagnetic_stiffness, reduced_free_energy
 from ._implicit import implicit_root
 from ._model import entropy, field_state
-from .models import LMG4, LMGCouplings
 from ._status import Status
 from ._validate import check
+from .models import LMG4, LMGCouplings
 
 __all__ = [
     "Coexistence",
