@@ -39,6 +39,7 @@ __all__ = [
     "PSpin",
     "PSpinCouplings",
     "curvature_bound",
+    "curvature_variation",
     "interaction_derivative",
 ]
 
@@ -63,10 +64,12 @@ class CollectiveSpinModel(Protocol):
             ``[-1, 1]``, ``couplings`` a pytree of scalars.
         max_field(couplings): an upper bound on ``|u'(Mz)|`` over ``|Mz| <= 1`` (the largest
             longitudinal mean field the interaction can create); bounds every search.
-        max_curvature(couplings) (optional): an upper bound on ``|u''(Mz)|`` over ``|Mz| <= 1``.
-            The certified stationary-point search uses it to exclude stationary points between
-            scan points; without it :func:`curvature_bound` estimates it numerically (not a
-            proof).
+        max_curvature(couplings, m=1.0) (optional): an upper bound on ``|u''(t)|`` over
+            ``|t| <= m``.  The certified stationary-point search uses it to exclude stationary
+            points between scan points; without it :func:`curvature_bound` estimates it
+            numerically (not a proof).
+        curvature_variation(couplings, m=1.0) (optional, Z₂ models): an upper bound on
+            ``|u''(t) - u''(0)|`` over ``|t| <= m`` (see :func:`curvature_variation`).
     """
 
     z2_symmetric: bool
@@ -103,9 +106,13 @@ class LMG4:
         # |u'(m)| = |2 J m + 4 K m^3| <= 2|J| + 4|K| on |m| <= 1.
         return 2.0 * jnp.abs(J) + 4.0 * jnp.abs(K)
 
-    def max_curvature(self, couplings: LMGCouplings):
+    def max_curvature(self, couplings: LMGCouplings, m=1.0):
         J, K = couplings
-        return 2.0 * jnp.abs(J) + 12.0 * jnp.abs(K)
+        return 2.0 * jnp.abs(J) + 12.0 * jnp.abs(K) * m * m
+
+    def curvature_variation(self, couplings: LMGCouplings, m=1.0):
+        _, K = couplings
+        return 12.0 * jnp.abs(K) * m * m
 
 
 class PSpinCouplings(NamedTuple):
@@ -146,9 +153,13 @@ class PSpin:
         (J,) = couplings
         return self.p * jnp.abs(J)
 
-    def max_curvature(self, couplings: PSpinCouplings):
+    def max_curvature(self, couplings: PSpinCouplings, m=1.0):
         (J,) = couplings
-        return self.p * (self.p - 1) * jnp.abs(J)
+        return self.p * (self.p - 1) * jnp.abs(J) * m ** (self.p - 2)
+
+    def curvature_variation(self, couplings: PSpinCouplings, m=1.0):
+        (J,) = couplings
+        return self.p * (self.p - 1) * jnp.abs(J) * m ** (self.p - 2) if self.p > 2 else 0.0 * J
 
 
 class LongitudinalCouplings(NamedTuple):
@@ -178,9 +189,13 @@ class LongitudinalLMG4:
         J, K, b = couplings
         return 2.0 * jnp.abs(J) + 4.0 * jnp.abs(K) + jnp.abs(b)
 
-    def max_curvature(self, couplings: LongitudinalCouplings):
+    def max_curvature(self, couplings: LongitudinalCouplings, m=1.0):
         J, K, _ = couplings
-        return 2.0 * jnp.abs(J) + 12.0 * jnp.abs(K)
+        return 2.0 * jnp.abs(J) + 12.0 * jnp.abs(K) * m * m
+
+    def curvature_variation(self, couplings: LongitudinalCouplings, m=1.0):
+        _, K, _ = couplings
+        return 12.0 * jnp.abs(K) * m * m
 
 
 def interaction_derivative(model: CollectiveSpinModel, couplings, Mz, order: int = 1):
@@ -194,16 +209,34 @@ def interaction_derivative(model: CollectiveSpinModel, couplings, Mz, order: int
 _N_CURV = 257
 
 
-def curvature_bound(model: CollectiveSpinModel, couplings):
-    """An upper bound on ``|u''(Mz)|`` over ``|Mz| <= 1`` (scalar couplings).
+def _sampled(model, couplings, m, fn):
+    t = m * jnp.linspace(-1.0, 1.0, _N_CURV)
+    return jnp.max(jnp.abs(jax.vmap(fn)(t)))
 
-    ``model.max_curvature(couplings)`` where the model provides it (a proof, used to *certify*
-    that no stationary point lies between scan points); otherwise ``2 max |u''| + max|u'|/8`` over
-    257 points, a numerical estimate that is safe for smooth low-order polynomials but not a
-    proof (document ``max_curvature`` in your model to make the search certified).
+
+def curvature_bound(model: CollectiveSpinModel, couplings, m=1.0):
+    """An upper bound on ``|u''(t)|`` over ``|t| <= m`` (scalar couplings, ``0 <= m <= 1``).
+
+    ``model.max_curvature(couplings, m)`` where the model provides it (a proof, used to *certify*
+    that no stationary point lies between scan points); otherwise twice the largest ``|u''|`` on
+    257 points, plus a margin: a numerical estimate, safe for smooth low-order polynomials but not
+    a proof (give your model ``max_curvature`` to make the search certified).
     """
     if hasattr(model, "max_curvature"):
-        return model.max_curvature(couplings)
-    m = jnp.linspace(-1.0, 1.0, _N_CURV)
-    upp = jax.vmap(lambda x: interaction_derivative(model, couplings, x, 2))(m)
-    return 2.0 * jnp.max(jnp.abs(upp)) + model.max_field(couplings) / 8.0
+        return model.max_curvature(couplings, m)
+    upp = lambda t: interaction_derivative(model, couplings, t, 2)  # noqa: E731
+    return 2.0 * _sampled(model, couplings, m, upp) + 1e-12
+
+
+def curvature_variation(model: CollectiveSpinModel, couplings, m=1.0):
+    """An upper bound on ``|u''(t) - u''(0)|`` over ``|t| <= m`` (scalar couplings).
+
+    ``model.curvature_variation(couplings, m)`` where provided, else a numerical estimate as in
+    :func:`curvature_bound`.  Near the paramagnet it bounds how far ``u'(Mz)/Mz`` is from
+    ``u''(0)``, which lets the certified search exclude intervals there.
+    """
+    if hasattr(model, "curvature_variation"):
+        return model.curvature_variation(couplings, m)
+    u2_0 = interaction_derivative(model, couplings, 0.0, 2)
+    var = lambda t: interaction_derivative(model, couplings, t, 2) - u2_0  # noqa: E731
+    return 2.0 * _sampled(model, couplings, m, var) + 1e-12

@@ -1,0 +1,245 @@
+"""The shared 1-D numerics of every engine: a certified search for *all* roots of a scalar
+residual on an interval, and one safeguarded Newton polish.  Pure JAX, one point (no batching).
+
+Every engine reduces its problem exactly to one variable (the canonical and microcanonical
+landscapes of a collective spin, the shell of fixed energy, the temperature along a branch), so
+its states are the roots of a smooth scalar residual ``g`` (a stationarity condition).
+
+**Certified search** (:func:`certified_brackets`).  ``g`` is evaluated on caller-given nodes.  An
+interval whose ends have opposite signs holds a root; an interval whose ends have the same sign is
+*excluded* when the caller's ``excludes(a, c)`` proves, from the data at its two ends, that ``g``
+cannot vanish inside (for the collective-spin landscapes: ``g = monotone part + Lipschitz part``,
+the Lipschitz constant coming from the model's curvature bound, see
+:func:`monotone_lipschitz_excludes`).  Intervals that are neither are bisected, a few at a time,
+until they are excluded, found to hold a sign change, or shorter than ``min_width`` (then they are
+returned as *unresolved* candidates: a double root, e.g. a spinodal, within rounding).  So no root
+is missed because it falls between scan points: either it is bracketed or the search says it could
+not certify the interval (``certified = False``, from a capacity overflow only).
+
+**Newton** (:func:`newton_root`).  Safeguarded Newton on a bracket with a sign change: a Newton
+step that leaves the bracket becomes a bisection; a fixed, unrolled number of steps keeps the
+lanes of a ``vmap`` in step, and the rare lanes that have not converged continue in a bounded
+``while_loop``.  Derivatives of the located roots never go through these iterations: they come from
+the implicit function theorem (:mod:`jaxlmg._implicit`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["Brackets", "Node", "certified_brackets", "monotone_lipschitz_excludes", "newton_root"]
+
+#: Kind of a bracket: the residual rises through its root (a minimum of the landscape whose
+#: derivative it is), falls (a maximum), or the bracket is an unresolved candidate (a double root).
+RISING, FALLING, UNRESOLVED = 1, -1, 0
+
+
+class Node(NamedTuple):
+    """The residual at one point: ``x``, ``g = g(x)`` and any auxiliary data ``aux`` (a pytree of
+    scalars) the exclusion test needs."""
+
+    x: Any
+    g: Any
+    aux: Any
+
+
+class Brackets(NamedTuple):
+    """All roots of a residual on an interval, sorted by position (``max_roots`` slots).
+
+    Attributes:
+        lo, hi: ``(max_roots,)`` bracket ends, ``lo <= hi``; ``g(lo)`` and ``g(hi)`` have
+            opposite signs for a resolved root (``g >= 0`` counts as positive).  Unused
+            slots hold ``+inf``.
+        g_lo, g_hi: ``(max_roots,)`` residual at the ends.
+        kind: ``(max_roots,)`` int: ``RISING`` (+1), ``FALLING`` (-1), ``UNRESOLVED`` (0, a
+            candidate double root narrower than ``min_width``), -2 for unused slots.
+        count: number of used slots.
+        certified: ``False`` if some interval could be neither excluded nor resolved (the
+            refinement stack or the root list overflowed): a root may be missing.
+    """
+
+    lo: Any
+    hi: Any
+    g_lo: Any
+    g_hi: Any
+    kind: Any
+    count: Any
+    certified: Any
+
+
+def monotone_lipschitz_excludes(mono: Callable, lip: Callable, lip_coord: Callable,
+                                C: Callable) -> Callable:
+    """Exclusion test for ``g = M + L`` with ``M`` non-decreasing and ``L`` Lipschitz in a
+    coordinate ``y`` that is monotone along the interval.
+
+    On ``[a, c]``: ``M ∈ [M(a), M(c)]`` and ``L >= (L(a) + L(c))/2 - C |y(c) - y(a)|/2`` (and
+    ``<=`` with ``+``), so ``g`` has no root there when ``M(a) + L̄ - C Δy/2 > 0`` or
+    ``M(c) + L̄ + C Δy/2 < 0``.  ``mono(node)``, ``lip(node)`` and ``lip_coord(node)`` read the
+    parts from a :class:`Node` (usually from its ``aux``); ``C(a, c)`` is a Lipschitz constant of
+    ``L`` in ``y`` valid on the interval.
+    """
+
+    def excludes(a: Node, c: Node):
+        mean = 0.5 * (lip(a) + lip(c))
+        slack = 0.5 * C(a, c) * jnp.abs(lip_coord(c) - lip_coord(a))
+        return (mono(a) + mean - slack > 0) | (mono(c) + mean + slack < 0)
+
+    return excludes
+
+
+def _tree_where(mask, x, y):
+    return jax.tree_util.tree_map(lambda u, v: jnp.where(mask, u, v), x, y)
+
+
+def _tree_take(tree, idx):
+    return jax.tree_util.tree_map(lambda u: u[idx], tree)
+
+
+def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: int = 6,
+                       capacity: int = 8, max_rounds: int = 60, min_width=0.0) -> Brackets:
+    """Bracket every root of ``g`` on ``[nodes[0], nodes[-1]]``.
+
+    Args:
+        gfun: ``x -> (g(x), aux)`` for a scalar ``x``.
+        excludes: ``(Node, Node) -> bool``: ``True`` only if ``g`` certainly has no root between
+            the two nodes (see :func:`monotone_lipschitz_excludes`).
+        nodes: ``(n,)`` increasing scan points.
+        max_roots: slots of the result.
+        capacity: intervals bisected per round (the cost of a round is ``capacity`` evaluations).
+        max_rounds: bisection rounds at most (each halves the uncertain intervals).
+        min_width: an interval narrower than this that is still uncertain is returned as an
+            ``UNRESOLVED`` candidate.
+    Returns:
+        :class:`Brackets`.
+    """
+    g, aux = jax.vmap(gfun)(nodes)
+    dtype = nodes.dtype
+    inf = jnp.asarray(jnp.inf, dtype)
+    a = Node(nodes[:-1], g[:-1], _tree_take(aux, slice(None, -1)))
+    c = Node(nodes[1:], g[1:], _tree_take(aux, slice(1, None)))
+
+    # Signs: g >= 0 counts as positive, so an exact zero at a node is bracketed exactly once by
+    # the interval on whichever side the sign changes (twice, rising and falling, at a tangency).
+    def classify(a: Node, c: Node):
+        root = (a.g < 0) != (c.g < 0)
+        excluded = ~root & excludes(a, c)
+        return root, excluded
+
+    def kind_of(ga):
+        return jnp.where(ga < 0, RISING, FALLING).astype(jnp.int32)
+
+    root, excluded = jax.vmap(classify)(a, c)
+    uncertain = ~root & ~excluded
+
+    lists = (jnp.full((max_roots,), inf), jnp.full((max_roots,), inf),
+             jnp.zeros((max_roots,), dtype), jnp.zeros((max_roots,), dtype),
+             jnp.full((max_roots,), -2, jnp.int32), jnp.zeros((), jnp.int32))
+
+    def append(lists, mask, a: Node, c: Node, kind):
+        lo, hi, glo, ghi, kd, count = lists
+        pos = jnp.where(mask, count + jnp.cumsum(mask) - 1, max_roots)  # max_roots: dropped
+        lo = lo.at[pos].set(a.x, mode="drop")
+        hi = hi.at[pos].set(c.x, mode="drop")
+        glo = glo.at[pos].set(a.g, mode="drop")
+        ghi = ghi.at[pos].set(c.g, mode="drop")
+        kd = kd.at[pos].set(kind, mode="drop")
+        return lo, hi, glo, ghi, kd, count + jnp.sum(mask, dtype=jnp.int32)
+
+    lists = append(lists, root, a, c, kind_of(a.g))
+
+    def compact(mask, a: Node, c: Node):
+        """The first ``capacity`` intervals of ``mask`` (in order) as a fixed-size stack."""
+        order = jnp.argsort(~mask, stable=True)[:capacity]
+        return mask[order], _tree_take(a, order), _tree_take(c, order), jnp.sum(mask) > capacity
+
+    active, sa, sc, overflow = compact(uncertain, a, c)
+    unresolved_kind = jnp.full((2 * capacity,), UNRESOLVED, jnp.int32)
+
+    def cond(state):
+        it, active = state[0], state[1]
+        return (it < max_rounds) & jnp.any(active)
+
+    def body(state):
+        it, active, sa, sc, lists, overflow = state
+        mid = 0.5 * (sa.x + sc.x)
+        gm, auxm = jax.vmap(gfun)(mid)
+        m = Node(mid, gm, auxm)
+        cat = lambda u, v: jnp.concatenate([u, v])  # noqa: E731
+        ca = jax.tree_util.tree_map(cat, sa, m)  # children [sa, m] then [m, sc]
+        cc = jax.tree_util.tree_map(cat, m, sc)
+        act2 = cat(active, active)
+        r, ex = jax.vmap(classify)(ca, cc)
+        r = r & act2
+        unc = act2 & ~r & ~ex
+        narrow = (cc.x - ca.x) <= min_width
+        lists = append(lists, r, ca, cc, kind_of(ca.g))
+        lists = append(lists, unc & narrow, ca, cc, unresolved_kind)
+        active, sa, sc, ovf = compact(unc & ~narrow, ca, cc)
+        return it + 1, active, sa, sc, lists, overflow | ovf
+
+    _, active, _, _, lists, overflow = jax.lax.while_loop(
+        cond, body, (0, active, sa, sc, lists, overflow))
+    lo, hi, glo, ghi, kind, count = lists
+    certified = ~overflow & ~jnp.any(active) & (count <= max_roots)
+    order = jnp.argsort(lo)
+    return Brackets(lo=lo[order], hi=hi[order], g_lo=glo[order], g_hi=ghi[order],
+                    kind=kind[order], count=jnp.minimum(count, max_roots), certified=certified)
+
+
+def newton_root(gd: Callable, x0, lo, hi, g_lo, *, n_iter: int = 5, max_extra: int = 60,
+                active=True, xtol: float = 1e-13, converged_extra: Callable | None = None):
+    """Safeguarded Newton for the root of ``g`` in the bracket ``[lo, hi]``.
+
+    Args:
+        gd: ``x -> (g(x), g'(x))`` (e.g. ``jax.jvp``).
+        x0: start inside the bracket.
+        lo, hi: bracket ends, ``lo <= hi``, ``g`` changes sign on it (or vanishes at an end).
+        g_lo: ``g(lo)`` (its sign orients the bracket).
+        n_iter: unrolled steps (from a start near the root, Newton converges in 2-3).
+        max_extra: further steps, in a ``while_loop``, for lanes not converged (and ``active``).
+        xtol: converged when the last step is below ``xtol (|lo| + |hi| + tiny)``.
+        converged_extra: optional ``(x, step, g) -> bool``, a further convergence test (e.g. the
+            physical outputs no longer change).
+    Returns:
+        ``(x, converged)``.
+    """
+    neg_lo = g_lo < 0
+    scale = jnp.abs(lo) + jnp.abs(hi) + jnp.finfo(jnp.result_type(x0)).tiny
+
+    def step(carry):
+        x, lo, hi, _, _ = carry
+        g, d = gd(x)
+        left = (g < 0) == neg_lo  # x is on the side of lo
+        lo = jnp.where(left, x, lo)
+        hi = jnp.where(left, hi, x)
+        newton = x - g / jnp.where(d != 0, d, 1.0)
+        ok = (d != 0) & (newton >= lo) & (newton <= hi) & jnp.isfinite(newton)
+        xn = jnp.where(ok, newton, 0.5 * (lo + hi))
+        xn = jnp.where(g == 0, x, xn)
+        return xn, lo, hi, xn - x, g
+
+    def done(carry):
+        x, lo, hi, dx, g = carry
+        ok = (jnp.abs(dx) <= xtol * scale) | (g == 0) | (hi - lo <= xtol * scale)
+        if converged_extra is not None:
+            ok = ok | converged_extra(x, dx, g)
+        return ok
+
+    carry = (x0, lo, hi, jnp.full_like(x0, jnp.inf), jnp.ones_like(x0))
+    for _ in range(n_iter):
+        carry = step(carry)
+
+    def more(state):
+        it, carry = state
+        return (it < max_extra) & active & ~done(carry)
+
+    def again(state):
+        it, carry = state
+        return it + 1, step(carry)
+
+    _, carry = jax.lax.while_loop(more, again, (0, carry))
+    return carry[0], done(carry)
