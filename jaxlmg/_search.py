@@ -48,7 +48,8 @@ class Node(NamedTuple):
 
 
 class Brackets(NamedTuple):
-    """All roots of a residual on an interval, sorted by position (``max_roots`` slots).
+    """All roots of a residual on an interval (``max_roots`` slots, not sorted: the roots between
+    scan nodes come first, in order, then those found by refinement; sort by ``lo`` if needed).
 
     Attributes:
         lo, hi: ``(max_roots,)`` bracket ends, ``lo <= hi``; ``g(lo)`` and ``g(hi)`` have
@@ -58,8 +59,10 @@ class Brackets(NamedTuple):
         kind: ``(max_roots,)`` int: ``RISING`` (+1), ``FALLING`` (-1), ``UNRESOLVED`` (0, a
             candidate double root narrower than ``min_width``), -2 for unused slots.
         count: number of used slots.
-        certified: ``False`` if some interval could be neither excluded nor resolved (the
-            refinement stack or the root list overflowed): a root may be missing.
+        certified: ``False`` if some interval could be neither excluded nor resolved within the
+            budget (the refinement stack or the root list overflowed, or ``max_rounds`` ran out):
+            a root may be missing.  The intervals left are returned as ``UNRESOLVED`` where slots
+            remain.
     """
 
     lo: Any
@@ -100,7 +103,8 @@ def _tree_take(tree, idx):
 
 
 def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: int = 6,
-                       capacity: int = 8, max_rounds: int = 60, min_width=0.0) -> Brackets:
+                       capacity: int = 4, stack: int = 16, max_rounds: int = 48,
+                       min_width=0.0) -> Brackets:
     """Bracket every root of ``g`` on ``[nodes[0], nodes[-1]]``.
 
     Args:
@@ -110,6 +114,7 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
         nodes: ``(n,)`` increasing scan points.
         max_roots: slots of the result.
         capacity: intervals bisected per round (the cost of a round is ``capacity`` evaluations).
+        stack: uncertain intervals waiting at most (more: ``certified = False``).
         max_rounds: bisection rounds at most (each halves the uncertain intervals).
         min_width: an interval narrower than this that is still uncertain is returned as an
             ``UNRESOLVED`` candidate.
@@ -152,46 +157,63 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
     lists = append(lists, root, a, c, kind_of(a.g))
 
     def compact(mask, a: Node, c: Node):
-        """The first ``capacity`` intervals of ``mask`` (in order) as a fixed-size stack."""
-        order = jnp.argsort(~mask, stable=True)[:capacity]
-        return mask[order], _tree_take(a, order), _tree_take(c, order), jnp.sum(mask) > capacity
+        """The first ``stack`` intervals of ``mask`` (in order) as a fixed-size stack, by a
+        prefix-sum scatter (sorting is slow on a CPU under ``vmap``)."""
+        pos = jnp.where(mask, jnp.cumsum(mask) - 1, stack)
+
+        def put(u):
+            return jnp.zeros((stack,), u.dtype).at[pos].set(u, mode="drop")
+
+        new = jnp.zeros((stack,), bool).at[pos].set(True, mode="drop")
+        return (new, jax.tree_util.tree_map(put, a), jax.tree_util.tree_map(put, c),
+                jnp.sum(mask) > stack)
 
     active, sa, sc, overflow = compact(uncertain, a, c)
     unresolved_kind = jnp.full((2 * capacity,), UNRESOLVED, jnp.int32)
+    cat = lambda u, v: jnp.concatenate([u, v])  # noqa: E731
 
     def cond(state):
         it, active = state[0], state[1]
         return (it < max_rounds) & jnp.any(active)
 
     def body(state):
+        # Bisect the first ``capacity`` intervals of the stack (active ones first, in order);
+        # the others wait for a later round.
         it, active, sa, sc, lists, overflow = state
-        mid = 0.5 * (sa.x + sc.x)
+        head, rest = slice(0, capacity), slice(capacity, None)
+        pa, pc, pact = _tree_take(sa, head), _tree_take(sc, head), active[head]
+        mid = 0.5 * (pa.x + pc.x)
         gm, auxm = jax.vmap(gfun)(mid)
         m = Node(mid, gm, auxm)
-        cat = lambda u, v: jnp.concatenate([u, v])  # noqa: E731
-        ca = jax.tree_util.tree_map(cat, sa, m)  # children [sa, m] then [m, sc]
-        cc = jax.tree_util.tree_map(cat, m, sc)
-        act2 = cat(active, active)
+        ca = jax.tree_util.tree_map(cat, pa, m)  # children [pa, m] then [m, pc]
+        cc = jax.tree_util.tree_map(cat, m, pc)
+        act2 = cat(pact, pact)
         r, ex = jax.vmap(classify)(ca, cc)
         r = r & act2
         unc = act2 & ~r & ~ex
         narrow = (cc.x - ca.x) <= min_width
         lists = append(lists, r, ca, cc, kind_of(ca.g))
         lists = append(lists, unc & narrow, ca, cc, unresolved_kind)
-        active, sa, sc, ovf = compact(unc & ~narrow, ca, cc)
+        keep = cat(unc & ~narrow, active[rest])
+        na = jax.tree_util.tree_map(cat, ca, _tree_take(sa, rest))
+        nc = jax.tree_util.tree_map(cat, cc, _tree_take(sc, rest))
+        active, sa, sc, ovf = compact(keep, na, nc)
         return it + 1, active, sa, sc, lists, overflow | ovf
 
-    _, active, _, _, lists, overflow = jax.lax.while_loop(
+    _, active, sa, sc, lists, overflow = jax.lax.while_loop(
         cond, body, (0, active, sa, sc, lists, overflow))
+    certified = ~overflow & ~jnp.any(active) & (lists[-1] <= max_roots)
+    # Intervals left when the budget ran out (a landscape flat to rounding over a wide range, next
+    # to a tricritical point) are returned as candidates, so that callers can still compare them.
+    lists = append(lists, active, sa, sc, jnp.full((stack,), UNRESOLVED, jnp.int32))
     lo, hi, glo, ghi, kind, count = lists
-    certified = ~overflow & ~jnp.any(active) & (count <= max_roots)
-    order = jnp.argsort(lo)
-    return Brackets(lo=lo[order], hi=hi[order], g_lo=glo[order], g_hi=ghi[order],
-                    kind=kind[order], count=jnp.minimum(count, max_roots), certified=certified)
+    return Brackets(lo=lo, hi=hi, g_lo=glo, g_hi=ghi, kind=kind,
+                    count=jnp.minimum(count, max_roots), certified=certified)
 
 
 def newton_root(gd: Callable, x0, lo, hi, g_lo, *, n_iter: int = 5, max_extra: int = 60,
-                active=True, xtol: float = 1e-13, converged_extra: Callable | None = None):
+                active=True, xtol: float = 1e-13, gtol=0.0,
+                converged_extra: Callable | None = None):
     """Safeguarded Newton for the root of ``g`` in the bracket ``[lo, hi]``.
 
     Args:
@@ -202,6 +224,8 @@ def newton_root(gd: Callable, x0, lo, hi, g_lo, *, n_iter: int = 5, max_extra: i
         n_iter: unrolled steps (from a start near the root, Newton converges in 2-3).
         max_extra: further steps, in a ``while_loop``, for lanes not converged (and ``active``).
         xtol: converged when the last step is below ``xtol (|lo| + |hi| + tiny)``.
+        gtol: converged when ``|g| <= gtol`` (the rounding level of ``g``: below it Newton steps
+            are noise).
         converged_extra: optional ``(x, step, g) -> bool``, a further convergence test (e.g. the
             physical outputs no longer change).
     Returns:
@@ -224,7 +248,7 @@ def newton_root(gd: Callable, x0, lo, hi, g_lo, *, n_iter: int = 5, max_extra: i
 
     def done(carry):
         x, lo, hi, dx, g = carry
-        ok = (jnp.abs(dx) <= xtol * scale) | (g == 0) | (hi - lo <= xtol * scale)
+        ok = (jnp.abs(dx) <= xtol * scale) | (jnp.abs(g) <= gtol) | (hi - lo <= xtol * scale)
         if converged_extra is not None:
             ok = ok | converged_extra(x, dx, g)
         return ok

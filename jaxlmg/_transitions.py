@@ -126,7 +126,8 @@ def _critical_point(T, J):
 def _f_dir(s, mz, h, K, T, J):
     """Eq. (19) at ``φ = 0`` as a function of ``s`` and ``mz = cosθ`` (exact, no expansion)."""
     e = _MODEL.interaction(s * mz, LMGCouplings(J, K)) - h * s * jnp.sqrt((1.0 - mz) * (1.0 + mz))
-    return e - T * entropy(s)
+    # (at T = 0, s = 1 where S' = -inf: the entropy term and its derivatives are exactly 0)
+    return e - jnp.where(T > 0, T * entropy(s), 0.0)
 
 
 def _landau_point(h, K, T, J, ensemble: str):
@@ -141,7 +142,10 @@ def _landau_point(h, K, T, J, ensemble: str):
     """
     hot = T > 0
     Ts = jnp.where(hot, T, 1.0)
-    s0 = jnp.where(hot, jnp.tanh(h / Ts), 1.0)
+    # s0 < 1 at T > 0 (tanh rounds to 1 for h/T > 19, where S'(s) = -inf would turn the zero
+    # s-tangents of the mz-derivatives into NaN); the O(eps) shift is far below rounding of b4.
+    one_minus = 1.0 - jnp.finfo(jnp.result_type(h)).epsneg
+    s0 = jnp.where(hot, jnp.minimum(jnp.tanh(h / Ts), one_minus), 1.0)
     T_eff = jnp.where(hot, Ts, 0.0)
     zero = jnp.zeros_like(s0)
 

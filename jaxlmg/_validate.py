@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["check", "is_traced"]
+__all__ = ["as_precision", "check", "is_traced"]
 
 
 def is_traced(x) -> bool:
@@ -48,3 +51,24 @@ def _range_text(lower, strict, upper) -> str:
     lo = "(-inf" if lower is None else ("(" if strict else "[") + f"{lower:g}"
     hi = "inf)" if upper is None else f"{upper:g}]"
     return f"{lo}, {hi}"
+
+
+def as_precision(precision: str, *arrays):
+    """The arrays as float64 (default) or float32 (``precision="float32"``, with a warning that
+    it is not accurate enough near tricritical points).
+
+    Raises:
+        ValueError: ``precision`` is not ``"float64"`` or ``"float32"``.
+        RuntimeError: float64 asked for while ``jax_enable_x64`` is off.
+    """
+    if precision == "float64":
+        if not jax.config.read("jax_enable_x64"):
+            raise RuntimeError("float64 requested but jax_enable_x64 is off; import jaxlmg first "
+                               "or set JAX_ENABLE_X64=1")
+        return [jnp.asarray(a, jnp.float64) for a in arrays]
+    if precision == "float32":
+        warnings.warn("precision='float32': free energies are accurate to ~1e-6 only; transitions "
+                      "closer than ~1e-3 to a tricritical point are not resolved.",
+                      stacklevel=3)
+        return [jnp.asarray(a, jnp.float32) for a in arrays]
+    raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")

@@ -18,7 +18,7 @@ takes such a model; the built-in ones are:
   (no Z₂ symmetry for ``b != 0``).
 
 Writing your own: any hashable object with ``interaction(Mz, couplings)``,
-``max_field(couplings)``, ``max_curvature(couplings)`` and ``z2_symmetric`` (see
+``max_field(couplings)``, ``max_curvature(couplings, m)`` and ``z2_symmetric`` (see
 :class:`CollectiveSpinModel`); couplings are a NamedTuple of scalars (each may be a grid axis).
 """
 
@@ -39,7 +39,7 @@ __all__ = [
     "PSpin",
     "PSpinCouplings",
     "curvature_bound",
-    "curvature_variation",
+    "quartic_bound",
     "interaction_derivative",
 ]
 
@@ -68,8 +68,8 @@ class CollectiveSpinModel(Protocol):
             ``|t| <= m``.  The certified stationary-point search uses it to exclude stationary
             points between scan points; without it :func:`curvature_bound` estimates it
             numerically (not a proof).
-        curvature_variation(couplings, m=1.0) (optional, Z₂ models): an upper bound on
-            ``|u''(t) - u''(0)|`` over ``|t| <= m`` (see :func:`curvature_variation`).
+        max_quartic(couplings) (optional, Z₂ models): an upper bound on the fourth derivative
+            ``|u⁗(t)|`` over ``|t| <= 1`` (see :func:`quartic_bound`).
     """
 
     z2_symmetric: bool
@@ -110,9 +110,9 @@ class LMG4:
         J, K = couplings
         return 2.0 * jnp.abs(J) + 12.0 * jnp.abs(K) * m * m
 
-    def curvature_variation(self, couplings: LMGCouplings, m=1.0):
+    def max_quartic(self, couplings: LMGCouplings):
         _, K = couplings
-        return 12.0 * jnp.abs(K) * m * m
+        return 24.0 * jnp.abs(K)
 
 
 class PSpinCouplings(NamedTuple):
@@ -157,9 +157,10 @@ class PSpin:
         (J,) = couplings
         return self.p * (self.p - 1) * jnp.abs(J) * m ** (self.p - 2)
 
-    def curvature_variation(self, couplings: PSpinCouplings, m=1.0):
+    def max_quartic(self, couplings: PSpinCouplings):
         (J,) = couplings
-        return self.p * (self.p - 1) * jnp.abs(J) * m ** (self.p - 2) if self.p > 2 else 0.0 * J
+        p = self.p
+        return p * (p - 1) * (p - 2) * (p - 3) * jnp.abs(J)
 
 
 class LongitudinalCouplings(NamedTuple):
@@ -193,9 +194,9 @@ class LongitudinalLMG4:
         J, K, _ = couplings
         return 2.0 * jnp.abs(J) + 12.0 * jnp.abs(K) * m * m
 
-    def curvature_variation(self, couplings: LongitudinalCouplings, m=1.0):
+    def max_quartic(self, couplings: LongitudinalCouplings):
         _, K, _ = couplings
-        return 12.0 * jnp.abs(K) * m * m
+        return 24.0 * jnp.abs(K)
 
 
 def interaction_derivative(model: CollectiveSpinModel, couplings, Mz, order: int = 1):
@@ -228,15 +229,14 @@ def curvature_bound(model: CollectiveSpinModel, couplings, m=1.0):
     return 2.0 * _sampled(model, couplings, m, upp) + 1e-12
 
 
-def curvature_variation(model: CollectiveSpinModel, couplings, m=1.0):
-    """An upper bound on ``|u''(t) - u''(0)|`` over ``|t| <= m`` (scalar couplings).
+def quartic_bound(model: CollectiveSpinModel, couplings):
+    """An upper bound on ``|u''''(t)|`` over ``|t| <= 1`` (scalar couplings).
 
-    ``model.curvature_variation(couplings, m)`` where provided, else a numerical estimate as in
-    :func:`curvature_bound`.  Near the paramagnet it bounds how far ``u'(Mz)/Mz`` is from
-    ``u''(0)``, which lets the certified search exclude intervals there.
+    ``model.max_quartic(couplings)`` where provided, else a numerical estimate as in
+    :func:`curvature_bound`.  For a Z₂ model ``u'(m)/m`` is a function of ``y = m²`` whose slope
+    is at most this bound over 6: the certified search uses it near the paramagnet.
     """
-    if hasattr(model, "curvature_variation"):
-        return model.curvature_variation(couplings, m)
-    u2_0 = interaction_derivative(model, couplings, 0.0, 2)
-    var = lambda t: interaction_derivative(model, couplings, t, 2) - u2_0  # noqa: E731
-    return 2.0 * _sampled(model, couplings, m, var) + 1e-12
+    if hasattr(model, "max_quartic"):
+        return model.max_quartic(couplings)
+    u4 = lambda t: interaction_derivative(model, couplings, t, 4)  # noqa: E731
+    return 2.0 * _sampled(model, couplings, 1.0, u4) + 1e-12

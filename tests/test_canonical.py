@@ -27,7 +27,7 @@ from scipy.optimize import brentq, minimize, minimize_scalar
 from scipy.special import xlogy
 
 import jaxlmg as jl
-from jaxlmg import _canonical
+from jaxlmg import _batch, _canonical
 
 N_PAD = 512
 FIELDS = ("s", "mz", "Mz", "Mx", "f", "energy", "entropy", "n_minima", "status")
@@ -483,7 +483,9 @@ def test_no_recompilation_same_shapes():
         jax.block_until_ready(r)
 
     call()  # warm (compiled already if earlier tests ran)
-    size = _canonical._canonical_flat._cache_size()
+    kernel = _batch.flat_kernel(_canonical._canonical_kernel,
+                                (("model", jl.LMG4()), ("n_scan", _canonical.N_SCAN)))
+    size = kernel._cache_size()
     counter = _CompileCounter()
     logger = logging.getLogger("jax")
     old_level = logger.level
@@ -496,7 +498,7 @@ def test_no_recompilation_same_shapes():
     finally:
         logger.removeHandler(counter)
         logger.setLevel(old_level)
-    assert _canonical._canonical_flat._cache_size() == size
+    assert kernel._cache_size() == size
     assert counter.n == 0
 
 
@@ -506,7 +508,7 @@ def test_no_recompilation_same_shapes():
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
-        ({"J": 0.0}, "J"),
+        ({"J": -0.5}, "J"),  # J = 0 (the pure 4-spin model) is allowed since issue 11
         ({"J": -1.0}, "J"),
         ({"J": np.nan}, "J"),
         ({"h": -0.1}, "h"),
@@ -528,7 +530,7 @@ def test_validation(kwargs, name):
 
 def test_ground_state_validation():
     with pytest.raises(ValueError, match=r"^J must"):
-        jl.ground_state(1.0, 0.2, 0.0)
+        jl.ground_state(1.0, 0.2, -1.0)  # J = 0 (pure 4-spin) is allowed since issue 11
     with pytest.raises(ValueError, match=r"^h must"):
         jl.ground_state(-1.0, 0.2, 1.0)
     with pytest.raises(ValueError, match=r"^K must"):
