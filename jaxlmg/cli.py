@@ -45,8 +45,7 @@ def _init_distributed(args) -> None:
 
 
 def _cmd_sweep(args) -> int:
-    from ._spec import SpecError, estimate_bytes, load_spec
-    from ._store import SweepError
+    from .sweeps import SpecError, SweepError, estimate_bytes, load_spec
 
     out = Path(args.out)
     try:
@@ -55,8 +54,8 @@ def _cmd_sweep(args) -> int:
         _err(str(e))
         return 2
     if args.dry_run:
-        from ._spec import _fmt_bytes
-        from ._sweep import plan_chunks
+        from .sweeps import plan_chunks
+        from .sweeps.spec import format_bytes
 
         plan = plan_chunks(spec.shape, spec.chunk_size)
         print(f"spec:     {args.spec} (valid; hash {spec.spec_hash()[:12]})")
@@ -64,12 +63,12 @@ def _cmd_sweep(args) -> int:
               f"{' x '.join(map(str, spec.shape))} = {spec.n_points:,} points")
         print(f"chunks:   {plan.n_chunks} of shape {plan.block} (<= {spec.chunk_size} points)")
         print(f"outputs:  {', '.join(spec.output_names)}")
-        print(f"store:    {out}, at most {_fmt_bytes(estimate_bytes(spec))} uncompressed")
+        print(f"store:    {out}, at most {format_bytes(estimate_bytes(spec))} uncompressed")
         return 0
     _init_distributed(args)
     import jax
 
-    from ._sweep import run_sweep
+    from .sweeps import run_sweep
 
     devices = jax.local_devices()
     if args.devices is not None:
@@ -105,9 +104,8 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from ._spec import SpecError
-    from ._store import SweepError
     from .figures import reproduce
+    from .sweeps import SpecError, SweepError
 
     try:
         paths = reproduce(args.out, args.specs, data_dir=args.data, progress=args.progress)
@@ -150,7 +148,7 @@ def _cmd_info(args) -> int:
             rows.append((mod, __import__(mod).__version__))
         except ImportError:
             rows.append((mod, "not installed"))
-    from ._kernels import KERNELS
+    from .sweeps import KERNELS
 
     rows.append(("ensembles", ", ".join(f"{k} ({', '.join(v.axes)})" for k, v in KERNELS.items())))
     width = max(len(k) for k, _ in rows)

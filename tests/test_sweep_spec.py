@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxlmg import _spec
 from jaxlmg.sweeps import SpecError, load_spec, parse_spec
+from jaxlmg.sweeps import spec as _spec
 
 REPO = Path(__file__).resolve().parents[1]
 

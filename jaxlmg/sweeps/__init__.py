@@ -12,22 +12,22 @@ New per-point quantities become sweepable with :func:`register_kernel` (one line
 This module touches the disk; the numerical core never imports it.
 """
 
-from ._kernels import AXES as AXES
-from ._kernels import KERNELS as KERNELS
-from ._kernels import Kernel as Kernel
-from ._kernels import available_outputs as available_outputs
-from ._kernels import register_kernel as register_kernel
-from ._spec import SpecError as SpecError
-from ._spec import SweepSpec as SweepSpec
-from ._spec import estimate_bytes as estimate_bytes
-from ._spec import load_spec as load_spec
-from ._spec import parse_spec as parse_spec
-from ._store import SweepError as SweepError
-from ._store import open_sweep as open_sweep
-from ._sweep import ChunkPlan as ChunkPlan
-from ._sweep import SweepReport as SweepReport
-from ._sweep import plan_chunks as plan_chunks
-from ._sweep import run_sweep as run_sweep
+from .kernels import AXES as AXES
+from .kernels import KERNELS as KERNELS
+from .kernels import Kernel as Kernel
+from .kernels import available_outputs as available_outputs
+from .kernels import register_kernel as register_kernel
+from .runner import ChunkPlan as ChunkPlan
+from .runner import SweepReport as SweepReport
+from .runner import plan_chunks as plan_chunks
+from .runner import run_sweep as run_sweep
+from .spec import SpecError as SpecError
+from .spec import SweepSpec as SweepSpec
+from .spec import estimate_bytes as estimate_bytes
+from .spec import load_spec as load_spec
+from .spec import parse_spec as parse_spec
+from .store import SweepError as SweepError
+from .store import open_sweep as open_sweep
 
 __all__ = [
     "AXES", "KERNELS", "ChunkPlan", "Kernel", "SpecError", "SweepError", "SweepReport",

@@ -37,14 +37,16 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import _kernels
-from ._host import cpu_cores
-from ._spec import SweepSpec, load_spec
-from ._status import Status
-from ._store import SweepError, SweepStore, create_store, open_store, remove_store
+from .._host import cpu_cores
+from .._status import Status
+from . import kernels
+from .spec import SweepSpec, load_spec
+from .spec_models import SPEC_MODELS
+from .store import SweepError, SweepStore, create_store, open_store, remove_store
 
 __all__ = ["ChunkPlan", "SweepReport", "plan_chunks", "run_sweep"]
 
@@ -158,31 +160,67 @@ class _Runner(NamedTuple):
     devices: tuple
 
 
+class _Layout(NamedTuple):
+    """What the compiled chunk function depends on besides devices and size (hashable)."""
+
+    ensemble: str
+    outputs: tuple[str, ...]
+    precision: str
+    model_name: str
+    model: object  # a jaxlmg.models instance (hashable)
+    axes: tuple[str, ...]  # the spec's grid axes, in storage order
+    constants: tuple[str, ...]  # the couplings that are constants (runtime scalars), in order
+
+    @classmethod
+    def of(cls, spec: SweepSpec) -> _Layout:
+        return cls(spec.ensemble, spec.output_names, spec.precision, spec.model,
+                   spec.build_model(), spec.axes, tuple(spec.constants))
+
+
+def _call_kernel(name: str, layout: _Layout, points: dict, consts: dict):
+    """Evaluate kernel ``name`` on the chunk's ``points`` (axis -> array) with the constant
+    couplings ``consts`` (name -> scalar)."""
+    k = kernels.KERNELS[name]
+    value = {**consts, **points}
+    if k.generic:
+        couplings_type = SPEC_MODELS[layout.model_name].couplings
+        couplings = couplings_type(*[value[c] for c in couplings_type._fields])
+        return k.fn(layout.model, couplings, *[points[a] for a in k.own_axes],
+                    precision=layout.precision)
+    # An LMG4 kernel (the spec's model is LMG4): its axes, a constant K broadcast, and J.
+    n = next(iter(points.values()))
+    args = [value[a] if a in points else jnp.full_like(n, value[a]) for a in k.axes]
+    return k.fn(*args, value["J"], precision=layout.precision)
+
+
 @functools.lru_cache(maxsize=16)
-def _runner(ensemble: str, outputs: tuple[str, ...], precision: str,
-            devices: tuple, padded: int) -> _Runner:
-    """Compile the per-chunk function once per (outputs, precision, devices, chunk size)."""
-    resolved = [_kernels.resolve_output(ensemble, o) for o in outputs]
+def _runner(layout: _Layout, devices: tuple, padded: int) -> _Runner:
+    """Compile the per-chunk function once per (layout, devices, chunk size)."""
+    ensemble, outputs, precision = layout.ensemble, layout.outputs, layout.precision
+    resolved = [kernels.resolve_output(ensemble, o, layout.model_name) for o in outputs]
     # Also return the ensemble's status (for the report) when its kernel runs anyway.
     has_status = (ensemble in {k for k, _ in resolved}
-                  and "status" in _kernels.kernel_fields(ensemble))
+                  and "status" in kernels.kernel_fields(ensemble))
     if has_status:
         resolved.append((ensemble, "status"))
     needed = list(dict.fromkeys(k for k, _ in resolved))
     mesh = Mesh(np.array(devices), (_AXIS,))
     part = PartitionSpec(_AXIS)
-    n_axes = len(_kernels.KERNELS[ensemble].axes)
+    n_axes, n_const = len(layout.axes), len(layout.constants)
 
-    def local(J, *axes):
-        res = {k: _kernels.KERNELS[k].fn(*axes, J, precision=precision) for k in needed}
+    def local(*args):
+        consts = dict(zip(layout.constants, args[:n_const], strict=True))
+        points = dict(zip(layout.axes, args[n_const:], strict=True))
+        res = {k: _call_kernel(k, layout, points, consts) for k in needed}
         return tuple(getattr(res[k], f) for k, f in resolved)
 
-    fn = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec(),) + (part,) * n_axes,
-                               out_specs=part, check_vma=False))
+    in_specs = (PartitionSpec(),) * n_const + (part,) * n_axes
+    fn = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=part,
+                               check_vma=False))
     in_dtype = np.dtype(np.float64 if precision == "float64" else np.float32)
     in_sharding = NamedSharding(mesh, part)
     scalar_sharding = NamedSharding(mesh, PartitionSpec())
-    args = [jax.ShapeDtypeStruct((), in_dtype, sharding=scalar_sharding)]
+    args = [jax.ShapeDtypeStruct((), in_dtype, sharding=scalar_sharding)] * n_const
     args += [jax.ShapeDtypeStruct((padded,), in_dtype, sharding=in_sharding)] * n_axes
     compiled = fn.lower(*args).compile()
     out_info = compiled.out_info
@@ -262,7 +300,7 @@ def run_sweep(spec, out, *, spec_text: str | None = None, overwrite: bool = Fals
     plan = plan_chunks(spec.shape, spec.chunk_size)
     padded = padded_size(plan.block_points, len(devices))
     tc = time.perf_counter()
-    runner = _runner(spec.ensemble, spec.output_names, spec.precision, devices, padded)
+    runner = _runner(_Layout.of(spec), devices, padded)
     compile_seconds = time.perf_counter() - tc
 
     run_info = {
@@ -335,7 +373,8 @@ def run_sweep(spec, out, *, spec_text: str | None = None, overwrite: bool = Fals
 
 def _compute(store, spec, plan, runner, todo, mine, done, counts, progress) -> int:
     coords = list(spec.coords().values())
-    J = jax.device_put(np.asarray(spec.J, runner.in_dtype), runner.scalar_sharding)
+    consts = [jax.device_put(np.asarray(v, runner.in_dtype), runner.scalar_sharding)
+              for v in spec.constants.values()]
     total = sum(plan.points(i) for i in mine)
     initial = sum(plan.points(i) for i in mine if done[i])
     if progress is None:
@@ -351,7 +390,7 @@ def _compute(store, spec, plan, runner, todo, mine, done, counts, progress) -> i
         region = plan.region(i)
         xs = _chunk_inputs(coords, region, runner.padded, runner.in_dtype)
         args = [jax.device_put(x, runner.in_sharding) for x in xs]
-        return i, region, [np.asarray(r) for r in runner.compiled(J, *args)]
+        return i, region, [np.asarray(r) for r in runner.compiled(*consts, *args)]
 
     def write(item):
         i, region, results = item
@@ -402,6 +441,6 @@ def _check_dtypes(store: SweepStore, dtypes: dict) -> None:
 
 
 def _version() -> str:
-    from ._version import __version__
+    from .._version import __version__
 
     return __version__

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from . import _kernels
-from ._spec import SweepSpec
+from . import kernels
+from .spec import SweepSpec
 
 __all__ = ["SweepError", "SweepStore", "create_store", "open_store"]
 
@@ -198,7 +198,9 @@ def create_store(path, spec: SweepSpec, *, spec_text: str | None, chunks: tuple[
         "title": f"jaxlmg {spec.ensemble} sweep",
         "description": spec.description,
         "ensemble": spec.ensemble,
-        "J": spec.J,
+        "model": spec.model,
+        **spec.model_options,
+        **spec.constants,
         "precision": spec.precision,
         "jaxlmg_spec_toml": spec_text if spec_text is not None else spec.to_toml(),
         "jaxlmg_spec_json": json.dumps(spec.identity(), sort_keys=True),
@@ -213,11 +215,11 @@ def create_store(path, spec: SweepSpec, *, spec_text: str | None, chunks: tuple[
     for a, values in spec.coords().items():
         arr = group.create_array(a, shape=values.shape, dtype=np.float64, chunks=values.shape,
                                  dimension_names=(a,),
-                                 attributes=_var_attrs(a, _kernels.AXES[a]._asdict()))
+                                 attributes=_var_attrs(a, kernels.AXES[a]._asdict()))
         arr[:] = values
     for name, dtype in dtypes.items():
         field = name.rpartition(".")[2]
-        info = _kernels.FIELD_INFO.get(field)
+        info = kernels.FIELD_INFO.get(field)
         extra = {"long_name": info[0], "units": info[1]} if info else {}
         if field == "status":
             import jaxlmg
