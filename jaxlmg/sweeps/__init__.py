@@ -9,6 +9,7 @@ Public entry points (the ``jaxlmg sweep`` command line is a thin wrapper around 
     ds = open_sweep("fig2.zarr")                            # xarray.Dataset over (h, K, T)
 
 New per-point quantities become sweepable with :func:`register_kernel` (one line).
+:func:`verify_store` checks a store's files (``jaxlmg verify OUT``).
 This module touches the disk; the numerical core never imports it.
 """
 
@@ -28,9 +29,11 @@ from .spec import load_spec as load_spec
 from .spec import parse_spec as parse_spec
 from .store import SweepError as SweepError
 from .store import open_sweep as open_sweep
+from .verify import Verification as Verification
+from .verify import verify_store as verify_store
 
 __all__ = [
     "AXES", "KERNELS", "ChunkPlan", "Kernel", "SpecError", "SweepError", "SweepReport",
     "SweepSpec", "available_outputs", "estimate_bytes", "load_spec", "open_sweep", "parse_spec",
-    "plan_chunks", "register_kernel", "run_sweep",
+    "plan_chunks", "register_kernel", "run_sweep", "Verification", "verify_store",
 ]

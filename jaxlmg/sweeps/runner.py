@@ -27,12 +27,16 @@ Execution model (a layer on top of the numerical core, which never imports it):
 from __future__ import annotations
 
 import collections
+import contextlib
+import errno
 import functools
 import itertools
-import math
+import shutil
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,67 +47,25 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .._host import cpu_cores
 from .._status import Status
+from .._version import __version__
 from . import kernels
+from .lock import StoreLock, StoreLocked
+from .plan import ChunkPlan, chunk_inputs, padded_size, plan_chunks
 from .spec import SweepSpec, load_spec
 from .spec_models import SPEC_MODELS
-from .store import SweepError, SweepStore, create_store, open_store, remove_store
+from .store import (
+    SweepError,
+    SweepStore,
+    clean_leftovers,
+    create_store,
+    open_store,
+    remove_store,
+)
+from .verify import check_store
 
 __all__ = ["ChunkPlan", "SweepReport", "plan_chunks", "run_sweep"]
 
 _AXIS = "points"
-
-
-class ChunkPlan(NamedTuple):
-    """How a grid is cut into chunks.
-
-    Attributes:
-        shape: grid shape.
-        block: shape of one chunk (= the Zarr chunk shape); chunks at the upper edge of the
-            split axis may be smaller (they are padded for the computation).
-        counts: number of chunks along each axis (``ceil(shape / block)``).
-    """
-
-    shape: tuple[int, ...]
-    block: tuple[int, ...]
-    counts: tuple[int, ...]
-
-    @property
-    def n_chunks(self) -> int:
-        return math.prod(self.counts)
-
-    @property
-    def block_points(self) -> int:
-        return math.prod(self.block)
-
-    def region(self, i: int) -> tuple[slice, ...]:
-        """Index region of chunk ``i`` (C order over ``counts``)."""
-        idx = np.unravel_index(i, self.counts)
-        return tuple(slice(j * b, min((j + 1) * b, n))
-                     for j, b, n in zip(idx, self.block, self.shape, strict=True))
-
-    def points(self, i: int) -> int:
-        return math.prod(s.stop - s.start for s in self.region(i))
-
-
-def plan_chunks(shape, chunk_size: int) -> ChunkPlan:
-    """Cut ``shape`` into C-order blocks ``(1, ..., 1, b, n_{k+1}, ...)`` of ``<= chunk_size``
-    points.
-
-    ``k`` is the first axis such that the trailing axes ``k+1, ...`` hold at most ``chunk_size``
-    points (the last axis is cut when it alone is larger), and ``b`` is as large as allowed.
-    """
-    shape = tuple(int(n) for n in shape)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    d = len(shape)
-    k = d - 1
-    while k > 0 and math.prod(shape[k:]) <= chunk_size:
-        k -= 1
-    trailing = math.prod(shape[k + 1:])
-    b = max(1, min(shape[k], chunk_size // trailing))
-    block = (1,) * k + (b,) + shape[k + 1:]
-    counts = tuple(-(-n // c) for n, c in zip(shape, block, strict=True))
-    return ChunkPlan(shape, block, counts)
 
 
 class SweepReport(NamedTuple):
@@ -116,11 +78,14 @@ class SweepReport(NamedTuple):
         computed: chunks computed by this process in this call.
         skipped: chunks of this process found already done (resume).
         seconds: wall time of this call.
-        status_counts: ``{Status name: count}`` over the points computed in this call (empty
-            when the ensemble reports no status).
+        status_counts: ``{Status name: count}`` over the whole store when it stores
+            ``status`` (points of chunks not done yet count as ``"not computed"``); else over
+            the points computed in this call (empty when the ensemble reports no status).
         complete: every chunk of the sweep is done and the store is finalized.
         devices: the devices this process used.
         compile_seconds: time spent compiling (0 when the executable was cached).
+        interrupted: the call stopped early on request (``stop``); rerun to resume.
+        done_chunks: chunks of the whole store marked done when the call returned.
     """
 
     path: Path
@@ -133,19 +98,11 @@ class SweepReport(NamedTuple):
     complete: bool
     devices: tuple[str, ...]
     compile_seconds: float = 0.0
+    interrupted: bool = False
+    done_chunks: int = 0
 
 
 # --------------------------------------------------------------------------- compiled runner
-
-
-def padded_size(points: int, n_devices: int) -> int:
-    """Points per padded chunk: a multiple of ``n_devices`` whose per-device part is rounded up
-    to 4 significant bits (``m * 2**e``, ``8 <= m < 16``; at most 1/8 wasted), so that specs with
-    similar chunk sizes share one compiled executable."""
-    per = -(-points // n_devices)
-    e = max(0, per.bit_length() - 4)
-    per = -(-per >> e) << e if e else per
-    return per * n_devices
 
 
 class _Runner(NamedTuple):
@@ -229,17 +186,6 @@ def _runner(layout: _Layout, devices: tuple, padded: int) -> _Runner:
                    padded, in_dtype, devices)
 
 
-def _chunk_inputs(coords: list[np.ndarray], region, padded: int, dtype) -> list[np.ndarray]:
-    """Flattened (C order) grid points of ``region``, padded with copies of the last point."""
-    sub = [c[r] for c, r in zip(coords, region, strict=True)]
-    mesh = np.meshgrid(*sub, indexing="ij")
-    out = []
-    for m in mesh:
-        flat = m.reshape(-1).astype(dtype)
-        out.append(np.pad(flat, (0, padded - flat.size), mode="edge"))
-    return out
-
-
 # --------------------------------------------------------------------------- multi-process
 
 
@@ -264,8 +210,13 @@ def _agree(name: str, ok: bool) -> bool:
 
 def run_sweep(spec, out, *, spec_text: str | None = None, overwrite: bool = False,
               devices=None, progress: bool | None = None, max_chunks: int | None = None,
-              log=None) -> SweepReport:
+              log=None, stop: threading.Event | None = None) -> SweepReport:
     """Run (or resume) a sweep into a Zarr store.
+
+    Before any compilation, under the store's lock (:mod:`jaxlmg.sweeps.lock`; one writer per
+    store), the store is opened and every file of every chunk marked done is checked
+    (:func:`jaxlmg.sweeps.verify.check_store`): damaged chunks are reported through ``log`` and
+    recomputed.  A store found complete and intact returns at once.
 
     Args:
         spec: a :class:`SweepSpec`, or the path of a spec file (validated first, including the
@@ -277,19 +228,48 @@ def run_sweep(spec, out, *, spec_text: str | None = None, overwrite: bool = Fals
         overwrite: discard an existing store at ``out`` (only a jaxlmg store is ever deleted).
         devices: devices to spread each chunk over (default: ``jax.local_devices()``).
         progress: show a tqdm bar (points/s, ETA); default: only when stderr is a terminal.
-        max_chunks: stop after computing this many chunks (the store stays resumable).
+        max_chunks: stop after computing this many chunks, ``>= 0`` (the store stays resumable).
         log: callable receiving one-line messages (default: none).
+        stop: when this event is set (e.g. by a Ctrl-C handler), the sweep stops at the next
+            chunk boundary: chunks being computed are finished and written, no new one is
+            started, and the report says ``interrupted``.
     Returns:
         :class:`SweepReport`.
     Raises:
         SpecError: invalid spec.
-        SweepError: the store cannot be created or resumed.
+        ValueError: ``max_chunks < 0``.
+        SweepError: the store cannot be created, locked, resumed or written (an ``OSError`` such
+            as a full disk or a read-only directory is reported as a one-line SweepError).
+        KeyboardInterrupt: from a Ctrl-C not routed through ``stop``; chunks in flight are
+            abandoned (not written) and the store stays resumable.
     """
-    t0 = time.perf_counter()
-    say = log or (lambda msg: None)
     out = Path(out)
+    if max_chunks is not None and max_chunks < 0:
+        raise ValueError(f"max_chunks must be >= 0, got {max_chunks}")
     if not isinstance(spec, SweepSpec):
         spec, spec_text = load_spec(spec, out=None if out.exists() else out)
+    try:
+        return _run(spec, out, spec_text, overwrite, devices, progress, max_chunks,
+                    log or (lambda msg: None), stop or threading.Event())
+    except OSError as e:
+        raise SweepError(_os_error(out, e)) from None
+
+
+def _os_error(out: Path, e: OSError) -> str:
+    where = e.filename or out
+    what = e.strerror or str(e) or type(e).__name__
+    hint = {errno.ENOSPC: "the disk is full; free space, then rerun the same command to resume",
+            errno.EDQUOT: "over the disk quota; free space, then rerun the same command to "
+                          "resume",
+            errno.EROFS: "the file system is read-only; choose another output path",
+            errno.EACCES: "no permission; choose another output path or fix its permissions",
+            errno.EPERM: "no permission; choose another output path or fix its permissions",
+            }.get(e.errno or 0, "rerun the same command to resume once this is fixed")
+    return f"{out}: cannot read or write {where}: {what} ({hint})"
+
+
+def _run(spec, out, spec_text, overwrite, devices, progress, max_chunks, say, stop):
+    t0 = time.perf_counter()
     pid, nproc = jax.process_index(), jax.process_count()
     devices = tuple(devices) if devices is not None else tuple(jax.local_devices())
     if not devices:
@@ -299,60 +279,130 @@ def run_sweep(spec, out, *, spec_text: str | None = None, overwrite: bool = Fals
         raise SweepError(f"devices must be local to this process, got {foreign}")
     plan = plan_chunks(spec.shape, spec.chunk_size)
     padded = padded_size(plan.block_points, len(devices))
-    tc = time.perf_counter()
-    runner = _runner(_Layout.of(spec), devices, padded)
-    compile_seconds = time.perf_counter() - tc
-
     run_info = {
-        "jaxlmg_version": _version(),
+        "jaxlmg_version": __version__,
         "jax_version": jax.__version__,
         "backend": devices[0].platform,
         "devices": ", ".join(f"{d.device_kind} ({d.platform}:{d.id})" for d in devices),
         "n_devices": len(devices),
         "process_count": nproc,
     }
-
-    store: SweepStore | None = None
-    ok = True
-    if pid == 0:
-        try:
-            if overwrite:
-                remove_store(out)
-            store = open_store(out, spec)
-            if store is None:
-                store = create_store(out, spec, spec_text=spec_text, chunks=plan.block,
-                                     n_chunks=plan.n_chunks, dtypes=runner.dtypes,
-                                     run_info=run_info)
-                say(f"created {out}")
-            else:
-                say(f"resuming {out}")
-                _check_dtypes(store, runner.dtypes)
-                n_before = store.attrs.get("n_devices")
-                if n_before not in (None, len(devices)):
-                    say(f"note: {out} was started on {n_before} device(s), now {len(devices)}: "
-                        "results agree to ~1e-12 but are not bit-identical across device counts")
-        except BaseException:
-            _agree("jaxlmg-sweep-open", False)
-            raise
-    if not _agree("jaxlmg-sweep-open", ok):
-        raise SweepError(f"process 0 could not open or create {out} (see its error)")
-    if pid != 0:
-        store = open_store(out, spec)
-        if store is None:
-            raise SweepError(f"{out} is not visible from process {pid}: the output must be on a "
-                             "file system shared by all processes")
-    assert store is not None
-
-    done = store.done()
     mine = [i for i in range(plan.n_chunks) if i % nproc == pid]
-    todo = [i for i in mine if not done[i]]
-    skipped = len(mine) - len(todo)
-    if max_chunks is not None:
-        todo = todo[:max(0, max_chunks)]
-    counts = np.zeros(64, np.int64)
-    computed = _compute(store, spec, plan, runner, todo, mine, done, counts, progress)
 
-    _barrier("jaxlmg-sweep-computed")
+    def report(store, computed, skipped, status_counts, complete, compile_seconds=0.0,
+               interrupted=False):
+        n_done = int(store.done().sum()) if store is not None else 0
+        return SweepReport(out, spec.n_points, plan.n_chunks, computed, skipped,
+                           time.perf_counter() - t0, status_counts, complete,
+                           tuple(str(d) for d in devices), compile_seconds, interrupted,
+                           n_done)
+
+    with contextlib.ExitStack() as held:
+        # 1. Process 0 locks, cleans up, opens and checks the store: no compilation yet.
+        store: SweepStore | None = None
+        all_done = False
+        if pid == 0:
+            try:
+                try:
+                    held.enter_context(StoreLock(out))
+                except StoreLocked as e:
+                    raise SweepError(str(e)) from None
+                clean_leftovers(out)
+                if overwrite:
+                    remove_store(out)
+                store = open_store(out, spec)
+                if store is not None:
+                    store = _repair(store, spec, plan, say)
+                    all_done = bool(store.done().all())
+            except BaseException:
+                _agree("jaxlmg-sweep-open", False)
+                raise
+        if not _agree("jaxlmg-sweep-open", True):
+            raise SweepError(f"process 0 could not open or create {out} (see its error)")
+        all_done = _agree("jaxlmg-sweep-all-done", all_done)
+        if all_done:  # 2a. complete and intact: finalize if a kill interrupted that, and stop
+            if pid != 0:
+                store = _open_other(out, spec, pid)
+            complete = _finalize(store, pid, say, out, run_info, t0)
+            return report(store, 0, len(mine), _status_counts(store, spec, plan), complete)
+        if stop.is_set():
+            return report(store, 0, 0, {}, False, interrupted=True)
+
+        # 2b. Work to do: compile (the persistent compilation cache makes a rerun's cheap).
+        tc = time.perf_counter()
+        runner = _runner(_Layout.of(spec), devices, padded)
+        compile_seconds = time.perf_counter() - tc
+        ok = True
+        if pid == 0:
+            try:
+                if store is None:
+                    store = create_store(out, spec, spec_text=spec_text, chunks=plan.block,
+                                         n_chunks=plan.n_chunks, dtypes=runner.dtypes,
+                                         run_info=run_info)
+                    say(f"created {out}")
+                else:
+                    say(f"resuming {out}")
+                    _check_dtypes(store, runner.dtypes)
+                    n_before = store.attrs.get("n_devices")
+                    if n_before not in (None, len(devices)):
+                        say(f"note: {out} was started on {n_before} device(s), now "
+                            f"{len(devices)}: results agree to ~1e-12 but are not "
+                            "bit-identical across device counts")
+            except BaseException:
+                _agree("jaxlmg-sweep-created", False)
+                raise
+        if not _agree("jaxlmg-sweep-created", ok):
+            raise SweepError(f"process 0 could not open or create {out} (see its error)")
+        if pid != 0:
+            store = _open_other(out, spec, pid)
+        assert store is not None
+
+        # 3. Compute this process's chunks that are not done.
+        done = store.done()
+        todo = [i for i in mine if not done[i]]
+        skipped = len(mine) - len(todo)
+        if max_chunks is not None:
+            todo = todo[:max_chunks]
+        counts = np.zeros(64, np.int64)
+        computed, interrupted = _compute(store, spec, plan, runner, todo, mine, done, counts,
+                                         progress, stop)
+        if interrupted and nproc == 1:
+            return report(store, computed, skipped, {}, False, compile_seconds, True)
+        _barrier("jaxlmg-sweep-computed")
+        complete = _finalize(store, pid, say, out, run_info, t0)
+        if "status" in spec.output_names and pid == 0:
+            status_counts = _status_counts(store, spec, plan)
+        else:  # this call's points only
+            status_counts = _named_counts(counts) if runner.has_status else {}
+        return report(store, computed, skipped, status_counts, complete, compile_seconds,
+                      interrupted)
+
+
+def _open_other(out, spec, pid) -> SweepStore:
+    store = open_store(out, spec)
+    if store is None:
+        raise SweepError(f"{out} is not visible from process {pid}: the output must be on a "
+                         "file system shared by all processes")
+    return store
+
+
+def _repair(store: SweepStore, spec, plan, say) -> SweepStore:
+    """Remove temporaries of killed writes; recompute chunks whose files were lost."""
+    store.remove_partial_files()
+    check = check_store(store, plan, spec.output_names, spec.coords())
+    if check.problems:
+        more = f" (and {len(check.problems) - 1} more)" if len(check.problems) > 1 else ""
+        say(f"warning: {store.path}: {len(check.damaged)} chunk(s) marked done have missing or "
+            f"unreadable files, recomputing them: {check.problems[0]}{more}")
+        store.unmark(check.damaged)
+        coords = spec.coords()
+        for axis in check.bad_axes:
+            store.write(axis, slice(None), coords[axis])
+    return store
+
+
+def _finalize(store, pid, say, out, run_info, t0) -> bool:
+    """Process 0 marks a store whose chunks are all done complete (once); all agree."""
     complete = False
     if pid == 0:
         if store.state == "complete" and store.is_consolidated():
@@ -364,14 +414,38 @@ def run_sweep(spec, out, *, spec_text: str | None = None, overwrite: bool = Fals
     _barrier("jaxlmg-sweep-finalized")
     if pid != 0:
         complete = bool(store.done().all())
-    status_counts = {Status(c).name if c in Status._value2member_map_ else str(c): int(n)
-                     for c, n in enumerate(counts) if n} if runner.has_status else {}
-    return SweepReport(out, spec.n_points, plan.n_chunks, computed, skipped,
-                       time.perf_counter() - t0, status_counts, complete,
-                       tuple(str(d) for d in devices), compile_seconds)
+    return complete
 
 
-def _compute(store, spec, plan, runner, todo, mine, done, counts, progress) -> int:
+def _named_counts(counts) -> dict[str, int]:
+    return {Status(c).name if c in Status._value2member_map_ else str(c): int(n)
+            for c, n in enumerate(counts) if n}
+
+
+def _status_counts(store, spec, plan) -> dict[str, int]:
+    """``{status name: points}`` over the whole store (chunks not done count as
+    ``"not computed"``); empty when no ``status`` output is stored."""
+    if store is None or "status" not in spec.output_names:
+        return {}
+    counts = np.zeros(65, np.int64)
+    for i in range(plan.n_chunks):
+        v = store.read("status", plan.region(i)).reshape(-1)
+        counts += np.bincount(np.clip(v, -1, 63) + 1, minlength=65)[:65]
+    out = _named_counts(counts[1:])
+    if counts[0]:
+        out["not computed"] = int(counts[0])
+    return out
+
+
+def _bar_columns() -> int:
+    """Width of the progress bar: the terminal's, or 80 where it reports less than 20 columns
+    (a zero-width terminal would otherwise draw an empty bar)."""
+    cols = shutil.get_terminal_size(fallback=(80, 24)).columns
+    return cols if cols >= 20 else 80
+
+
+def _compute(store, spec, plan, runner, todo, mine, done, counts, progress, stop):
+    """Compute and write chunks ``todo``; returns ``(computed, interrupted)``."""
     coords = list(spec.coords().values())
     consts = [jax.device_put(np.asarray(v, runner.in_dtype), runner.scalar_sharding)
               for v in spec.constants.values()]
@@ -383,12 +457,12 @@ def _compute(store, spec, plan, runner, todo, mine, done, counts, progress) -> i
 
     bar = tqdm(total=total, initial=initial, unit="pt", unit_scale=True, smoothing=0.05,
                desc=f"{spec.ensemble} sweep", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)
+               ncols=_bar_columns())
 
     def compute(i):
         """Run chunk ``i`` and copy its results to the host (in a worker thread)."""
         region = plan.region(i)
-        xs = _chunk_inputs(coords, region, runner.padded, runner.in_dtype)
+        xs = chunk_inputs(coords, region, runner.padded, runner.in_dtype)
         args = [jax.device_put(x, runner.in_sharding) for x in xs]
         return i, region, [np.asarray(r) for r in runner.compiled(*consts, *args)]
 
@@ -409,21 +483,41 @@ def _compute(store, spec, plan, runner, todo, mine, done, counts, progress) -> i
     workers = _workers(runner.devices)
     queue: collections.deque = collections.deque()
     todo_iter = iter(todo)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        try:
-            for i in itertools.islice(todo_iter, workers + 1):
-                queue.append(pool.submit(compute, i))
-            while queue:
-                item = queue.popleft().result()
+    pool = ThreadPoolExecutor(max_workers=workers)
+    written, interrupted = 0, False
+    try:
+        for i in itertools.islice(todo_iter, workers + 1):
+            queue.append(pool.submit(compute, i))
+        while queue:
+            if stop.is_set() and not interrupted:
+                # Stop at a chunk boundary: drop the chunks not started, finish the others.
+                interrupted = True
+                queue = collections.deque(f for f in queue if not f.cancel())
+                if not queue:
+                    break
+            fut = queue.popleft()
+            while True:  # wait in short steps, so that `stop` is seen while a chunk computes
+                try:
+                    item = fut.result(timeout=0.1)
+                    break
+                except FuturesTimeout:
+                    if stop.is_set() and not interrupted:
+                        interrupted = True
+                        queue = collections.deque(f for f in queue if not f.cancel())
+            if not interrupted:
                 nxt = next(todo_iter, None)
                 if nxt is not None:
                     queue.append(pool.submit(compute, nxt))
-                write(item)
-        finally:
-            for fut in queue:
-                fut.cancel()
-            bar.close()
-    return len(todo)
+            write(item)
+            written += 1
+    except BaseException:
+        # Abandon the chunks in flight (not written: their flags stay unset).
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        bar.close()
+    pool.shutdown(wait=True)
+    return written, interrupted
 
 
 def _workers(devices) -> int:
@@ -438,9 +532,3 @@ def _check_dtypes(store: SweepStore, dtypes: dict) -> None:
         if name not in store.group or np.dtype(store.group[name].dtype) != np.dtype(dt):
             raise SweepError(f"{store.path}: stored output {name!r} does not match this sweep "
                              "(different jaxlmg version?); use --overwrite")
-
-
-def _version() -> str:
-    from .._version import __version__
-
-    return __version__
