@@ -415,7 +415,11 @@ def main(argv=None) -> int:
             from ._cli_finite_size import run as func  # noqa: F811
         except ImportError:
             parser.error(f"no handler for {args.command!r}")
-    rc = func(args)
+    try:
+        rc = func(args)
+    except KeyboardInterrupt:  # Ctrl-C outside a sweep's own handling: no traceback
+        _err("interrupted")
+        return 130
     return int(rc or 0)
 
 

@@ -332,6 +332,8 @@ def _run(spec, out, spec_text, overwrite, devices, progress, max_chunks, say, st
         tc = time.perf_counter()
         runner = _runner(_Layout.of(spec), devices, padded)
         compile_seconds = time.perf_counter() - tc
+        if stop.is_set() and nproc == 1:
+            return report(store, 0, 0, {}, False, compile_seconds, True)
         ok = True
         if pid == 0:
             try:

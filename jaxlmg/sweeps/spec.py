@@ -422,9 +422,15 @@ def load_spec(path, *, out=None) -> tuple[SweepSpec, str]:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as e:
         raise SpecError([f"{path}: cannot read the spec file: {e.strerror or e}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise SpecError([f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}); "
+                         "TOML files must be UTF-8"]) from None
     return parse_spec(text, source=str(path), out=out), text
 
 
@@ -453,7 +459,9 @@ def parse_spec(spec, *, source: str = "<spec>", out=None) -> SweepSpec:
         problems += [(key_path(err["loc"]), message(err, SweepSpec)) for err in e.errors()]
     problems += _cross_checks(raw, problems)
     if out is not None:
-        problems += _disk_check(raw, model, Path(out))
+        # A spec that failed a cross check (e.g. a missing axis) has no shape: estimate from
+        # the parts that parsed.
+        problems += _disk_check(raw, None if problems else model, Path(out))
     if problems:
         raise SpecError([f"{source}: {loc or '(top level)'}: {msg}" for loc, msg in problems])
     return model

@@ -52,7 +52,7 @@ __all__ = ["SweepError", "SweepStore", "check_identity", "clean_leftovers", "cre
            "is_store", "open_store", "open_sweep", "remove_store"]
 
 FORMAT = 1
-_DONE = "_sweep/done"
+DONE = "_sweep/done"
 
 
 class SweepError(RuntimeError):
@@ -104,7 +104,7 @@ class SweepStore:
 
     def unmark(self, indices) -> None:
         """Clear the ``done`` flags of chunks ``indices`` (they will be recomputed)."""
-        done = self._array(_DONE)
+        done = self._array(DONE)
         for i in indices:
             done[i] = 0
         if self.state == "complete":
@@ -119,7 +119,7 @@ class SweepStore:
             pass
         done = np.zeros(self.n_chunks, bool)
         bad = []
-        arr = self._array(_DONE)
+        arr = self._array(DONE)
         for i in range(self.n_chunks):
             try:
                 done[i] = bool(arr[i])
@@ -147,17 +147,17 @@ class SweepStore:
 
     @property
     def n_chunks(self) -> int:
-        return self.group[_DONE].shape[0]
+        return self.group[DONE].shape[0]
 
     def done(self) -> np.ndarray:
         """``(n_chunks,)`` bool: which chunks are completely written."""
-        return np.asarray(self._array(_DONE)[:]).astype(bool)
+        return np.asarray(self._array(DONE)[:]).astype(bool)
 
     def write_chunk(self, index: int, region: tuple[slice, ...], values: dict[str, np.ndarray]):
         """Write every output of chunk ``index`` into ``region``, then mark the chunk done."""
         for name, v in values.items():
             self.write(name, region, v)
-        self._array(_DONE)[index] = 1  # strictly after the data: a killed write stays not-done
+        self._array(DONE)[index] = 1  # strictly after the data: a killed write stays not-done
 
     def is_consolidated(self) -> bool:
         meta = json.loads((self.path / "zarr.json").read_text())

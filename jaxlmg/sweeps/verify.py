@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .store import SweepStore
+from .store import DONE, SweepStore
 
 __all__ = ["StoreCheck", "Verification", "check_store", "verify_store"]
 
@@ -53,8 +53,8 @@ def check_store(store: SweepStore, plan, outputs,
         :class:`StoreCheck`.
     """
     done, bad_flags = store.done_flags()
-    problems = [f"{store.path / '_sweep' / 'done'}: flag of chunk {i} unreadable"
-                for i in bad_flags]
+    problems = [f"{store.chunk_file(DONE, (slice(i, i + 1),))}: unreadable (the done flag of "
+                f"chunk {i})" for i in bad_flags]
     damaged = set(bad_flags)
     for i in np.flatnonzero(done):
         region = plan.region(int(i))
