@@ -96,12 +96,15 @@ def _enable_compilation_cache() -> None:
 
 class _CtrlC:
     """SIGINT while a sweep runs: the first Ctrl-C asks the sweep to stop at the next chunk
-    boundary (chunks being computed are finished and written); a second one abandons them."""
+    boundary (chunks being computed are finished and written); a second one asks it to abandon
+    them.  The handler only sets events (the sweep polls them): an exception raised from a
+    signal handler could land anywhere, e.g. in a garbage-collection callback."""
 
     def __init__(self):
         import threading
 
         self.stop = threading.Event()
+        self.abandon = threading.Event()
         self._previous = None
 
     def __enter__(self):
@@ -120,10 +123,16 @@ class _CtrlC:
 
     def _handle(self, signum, frame):
         if self.stop.is_set():
-            raise KeyboardInterrupt
-        self.stop.set()
-        print("jaxlmg: interrupted: finishing the chunks in flight (Ctrl-C again to abandon "
-              "them)", file=sys.stderr, flush=True)
+            self.abandon.set()
+            msg = "jaxlmg: abandoning the chunks in flight\n"
+        else:
+            self.stop.set()
+            msg = ("jaxlmg: interrupted: finishing the chunks in flight (Ctrl-C again to abandon "
+                   "them)\n")
+        try:
+            os.write(2, msg.encode())  # not print(): no buffered I/O inside a signal handler
+        except OSError:
+            pass
 
 
 def _chunks_done(out: Path, spec) -> tuple[int, int]:
@@ -177,7 +186,7 @@ def _cmd_sweep(args) -> int:
             return 1
     with _CtrlC() as ctrl_c:
         try:
-            return _run_sweep_command(args, spec, text, out, ctrl_c.stop)
+            return _run_sweep_command(args, spec, text, out, ctrl_c)
         except KeyboardInterrupt:
             return _interrupted(out, spec)
         except SweepError as e:
@@ -185,7 +194,7 @@ def _cmd_sweep(args) -> int:
             return 1
 
 
-def _run_sweep_command(args, spec, text, out, stop) -> int:
+def _run_sweep_command(args, spec, text, out, ctrl_c) -> int:
     _init_distributed(args)
     import jax
 
@@ -201,7 +210,8 @@ def _run_sweep_command(args, spec, text, out, stop) -> int:
     quiet = args.quiet
     log = (lambda m: None) if quiet else (lambda m: print(f"jaxlmg: {m}", file=sys.stderr))
     rep = run_sweep(spec, out, spec_text=text, overwrite=args.overwrite, devices=devices,
-                    progress=args.progress, max_chunks=args.max_chunks, log=log, stop=stop)
+                    progress=args.progress, max_chunks=args.max_chunks, log=log,
+                    stop=ctrl_c.stop, abandon=ctrl_c.abandon)
     if rep.interrupted:
         return _interrupted(out, spec)
     if not quiet:

@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import filelock
@@ -73,8 +74,10 @@ class StoreLock:
         self._lock.release()
 
     def _owner(self) -> str:
-        try:
-            info = json.loads(_owner_path(self.store).read_text())
-            return f"pid {info['pid']} on {info['host']}, since {info['since']}"
-        except (OSError, ValueError, KeyError, TypeError):
-            return "owner unknown"
+        for _ in range(10):  # the holder writes its note just after taking the lock
+            try:
+                info = json.loads(_owner_path(self.store).read_text())
+                return f"pid {info['pid']} on {info['host']}, since {info['since']}"
+            except (OSError, ValueError, KeyError, TypeError):
+                time.sleep(0.02)
+        return "owner unknown"

@@ -22,6 +22,12 @@ Execution model (a layer on top of the numerical core, which never imports it):
 * **Resume.**  Rerunning the same spec into the same store computes only the chunks whose
   ``done`` flag is not set; with the same devices the result is bit-identical to an
   uninterrupted run (every chunk is computed by the same executable from the same inputs).
+* **Before compiling**, process 0 takes the store's lock (:mod:`.lock`), removes what killed runs
+  left (:mod:`.store`), and checks every file of the chunks marked done (:mod:`.verify`),
+  unmarking damaged ones; a complete, intact store returns without compiling anything.
+* **Stopping.**  ``stop`` (a ``threading.Event``, set by the CLI's Ctrl-C handler) ends the
+  sweep at the next chunk boundary; a ``KeyboardInterrupt`` abandons the chunks in flight.  Either
+  way every chunk marked done is whole.
 """
 
 from __future__ import annotations
@@ -210,7 +216,8 @@ def _agree(name: str, ok: bool) -> bool:
 
 def run_sweep(spec, out, *, spec_text: str | None = None, overwrite: bool = False,
               devices=None, progress: bool | None = None, max_chunks: int | None = None,
-              log=None, stop: threading.Event | None = None) -> SweepReport:
+              log=None, stop: threading.Event | None = None,
+              abandon: threading.Event | None = None) -> SweepReport:
     """Run (or resume) a sweep into a Zarr store.
 
     Before any compilation, under the store's lock (:mod:`jaxlmg.sweeps.lock`; one writer per
@@ -233,6 +240,8 @@ def run_sweep(spec, out, *, spec_text: str | None = None, overwrite: bool = Fals
         stop: when this event is set (e.g. by a Ctrl-C handler), the sweep stops at the next
             chunk boundary: chunks being computed are finished and written, no new one is
             started, and the report says ``interrupted``.
+        abandon: when this event is set, the chunks being computed are abandoned (not written)
+            and ``KeyboardInterrupt`` is raised from the sweep's wait loop.
     Returns:
         :class:`SweepReport`.
     Raises:
@@ -240,8 +249,8 @@ def run_sweep(spec, out, *, spec_text: str | None = None, overwrite: bool = Fals
         ValueError: ``max_chunks < 0``.
         SweepError: the store cannot be created, locked, resumed or written (an ``OSError`` such
             as a full disk or a read-only directory is reported as a one-line SweepError).
-        KeyboardInterrupt: from a Ctrl-C not routed through ``stop``; chunks in flight are
-            abandoned (not written) and the store stays resumable.
+        KeyboardInterrupt: ``abandon`` was set, or a Ctrl-C not routed through ``stop``; chunks
+            in flight are abandoned (not written) and the store stays resumable.
     """
     out = Path(out)
     if max_chunks is not None and max_chunks < 0:
@@ -250,7 +259,8 @@ def run_sweep(spec, out, *, spec_text: str | None = None, overwrite: bool = Fals
         spec, spec_text = load_spec(spec, out=None if out.exists() else out)
     try:
         return _run(spec, out, spec_text, overwrite, devices, progress, max_chunks,
-                    log or (lambda msg: None), stop or threading.Event())
+                    log or (lambda msg: None), stop or threading.Event(),
+                    abandon or threading.Event())
     except OSError as e:
         raise SweepError(_os_error(out, e)) from None
 
@@ -268,7 +278,7 @@ def _os_error(out: Path, e: OSError) -> str:
     return f"{out}: cannot read or write {where}: {what} ({hint})"
 
 
-def _run(spec, out, spec_text, overwrite, devices, progress, max_chunks, say, stop):
+def _run(spec, out, spec_text, overwrite, devices, progress, max_chunks, say, stop, abandon):
     t0 = time.perf_counter()
     pid, nproc = jax.process_index(), jax.process_count()
     devices = tuple(devices) if devices is not None else tuple(jax.local_devices())
@@ -367,7 +377,7 @@ def _run(spec, out, spec_text, overwrite, devices, progress, max_chunks, say, st
             todo = todo[:max_chunks]
         counts = np.zeros(64, np.int64)
         computed, interrupted = _compute(store, spec, plan, runner, todo, mine, done, counts,
-                                         progress, stop)
+                                         progress, stop, abandon)
         if interrupted and nproc == 1:
             return report(store, computed, skipped, {}, False, compile_seconds, True)
         _barrier("jaxlmg-sweep-computed")
@@ -446,7 +456,7 @@ def _bar_columns() -> int:
     return cols if cols >= 20 else 80
 
 
-def _compute(store, spec, plan, runner, todo, mine, done, counts, progress, stop):
+def _compute(store, spec, plan, runner, todo, mine, done, counts, progress, stop, abandon):
     """Compute and write chunks ``todo``; returns ``(computed, interrupted)``."""
     coords = list(spec.coords().values())
     consts = [jax.device_put(np.asarray(v, runner.in_dtype), runner.scalar_sharding)
@@ -503,6 +513,8 @@ def _compute(store, spec, plan, runner, todo, mine, done, counts, progress, stop
                     item = fut.result(timeout=0.1)
                     break
                 except FuturesTimeout:
+                    if abandon.is_set():
+                        raise KeyboardInterrupt from None
                     if stop.is_set() and not interrupted:
                         interrupted = True
                         queue = collections.deque(f for f in queue if not f.cancel())

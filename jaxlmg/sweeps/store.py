@@ -100,6 +100,7 @@ class SweepStore:
         return np.asarray(self._array(name)[region])
 
     def write(self, name: str, region, values) -> None:
+        """Write ``values`` (the shape of ``region``) into output or coordinate ``name``."""
         self._array(name)[region] = values
 
     def unmark(self, indices) -> None:
