@@ -208,7 +208,11 @@ def _run_sweep_command(args, spec, text, out, ctrl_c) -> int:
             return 2
         devices = devices[:args.devices]
     quiet = args.quiet
-    log = (lambda m: None) if quiet else (lambda m: print(f"jaxlmg: {m}", file=sys.stderr))
+
+    def log(msg: str) -> None:  # -q keeps the warnings (e.g. lost chunk files being recomputed)
+        if not quiet or msg.startswith("warning:"):
+            print(f"jaxlmg: {msg}", file=sys.stderr)
+
     rep = run_sweep(spec, out, spec_text=text, overwrite=args.overwrite, devices=devices,
                     progress=args.progress, max_chunks=args.max_chunks, log=log,
                     stop=ctrl_c.stop, abandon=ctrl_c.abandon)
@@ -359,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "are all present and readable (exit 0), else exit 1")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar with points/s and ETA (default: when stderr is a terminal)")
-    s.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    s.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing but errors and warnings")
     d = s.add_argument_group(
         "several processes / hosts",
         "Each process runs on its local devices and takes every N-th chunk; OUT must be on a "

@@ -158,6 +158,11 @@ def test_2_lost_or_damaged_chunk_files_are_found_and_recomputed(spec_file, refer
     assert_same(out, reference)
     assert main(["verify", str(out)]) == 0
     assert "complete" in capsys.readouterr().out
+    if damage != "flag":  # even with -q, lost data is reported
+        victim.unlink()
+        assert sweep(spec_file, out) == 0
+        assert "jaxlmg: warning: " in capsys.readouterr().err
+        assert_same(out, reference)
 
 
 def test_2_all_nan_chunks_are_written(tmp_path):
