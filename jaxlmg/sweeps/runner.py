@@ -335,7 +335,7 @@ def _run(spec, out, spec_text, overwrite, devices, progress, max_chunks, say, st
                 store = _open_other(out, spec, pid)
             complete = _finalize(store, pid, say, out, run_info, t0)
             return report(store, 0, len(mine), _status_counts(store, spec, plan), complete)
-        if stop.is_set():
+        if stop.is_set() and nproc == 1:
             return report(store, 0, 0, {}, False, interrupted=True)
 
         # 2b. Work to do: compile (the persistent compilation cache makes a rerun's cheap).
@@ -344,7 +344,6 @@ def _run(spec, out, spec_text, overwrite, devices, progress, max_chunks, say, st
         compile_seconds = time.perf_counter() - tc
         if stop.is_set() and nproc == 1:
             return report(store, 0, 0, {}, False, compile_seconds, True)
-        ok = True
         if pid == 0:
             try:
                 if store is None:
@@ -363,7 +362,7 @@ def _run(spec, out, spec_text, overwrite, devices, progress, max_chunks, say, st
             except BaseException:
                 _agree("jaxlmg-sweep-created", False)
                 raise
-        if not _agree("jaxlmg-sweep-created", ok):
+        if not _agree("jaxlmg-sweep-created", True):
             raise SweepError(f"process 0 could not open or create {out} (see its error)")
         if pid != 0:
             store = _open_other(out, spec, pid)

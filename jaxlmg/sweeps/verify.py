@@ -136,6 +136,8 @@ def verify_store(path, spec=None) -> Verification:
     from .store import SweepError, check_identity, is_store
 
     path = Path(path)
+    if not path.exists():
+        raise SweepError(f"{path} does not exist: not a jaxlmg sweep store")
     if not is_store(path):
         raise SweepError(f"{path} is not a jaxlmg sweep store")
     group = zarr.open_group(str(path), mode="r", use_consolidated=False)
