@@ -450,7 +450,7 @@ def parse_spec(spec, *, source: str = "<spec>", out=None) -> SweepSpec:
         except tomllib.TOMLDecodeError as e:
             raise SpecError([f"{source}: invalid TOML: {e}"]) from None
     else:
-        raw = dict(spec)
+        raw = _plain(dict(spec))
     problems: list[tuple[str, str]] = []
     model = None
     try:
@@ -465,6 +465,18 @@ def parse_spec(spec, *, source: str = "<spec>", out=None) -> SweepSpec:
     if problems:
         raise SpecError([f"{source}: {loc or '(top level)'}: {msg}" for loc, msg in problems])
     return model
+
+
+def _plain(x):
+    """NumPy scalars and arrays in a spec given as a dict as Python numbers and lists (a TOML
+    file has no others; strict validation would otherwise refuse ``np.int64(5)``)."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic | np.ndarray):
+        return x.tolist()
+    return x
 
 
 def _cross_checks(raw: dict, found: list[tuple[str, str]]) -> list[tuple[str, str]]:
