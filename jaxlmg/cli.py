@@ -20,6 +20,7 @@ import argparse
 import os
 import platform
 import sys
+import textwrap
 from pathlib import Path
 
 __all__ = ["SWEEP_EXIT_CODES", "main"]
@@ -338,13 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "sweep", help="run (or resume) a parameter sweep from a TOML spec into a Zarr store",
-        description="Run a sweep spec (see sweeps/*.toml) into a Zarr store, chunk by chunk, "
+        description=textwrap.fill(
+            "Run a sweep spec (see sweeps/*.toml) into a Zarr store, chunk by chunk, "
                     "on every local device.  Rerunning the same command resumes an interrupted "
                     "sweep; results are bit-identical to an uninterrupted run on the same "
                     "devices.  One writer per store: a second process on the same OUT is refused "
                     "(the lock is released however the first one ends, kill -9 included).  Every "
                     "run first checks the files of the chunks already done and recomputes lost "
-                    "or damaged ones.",
+                    "or damaged ones.", 78),
         epilog=SWEEP_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("spec", metavar="SPEC", help="sweep spec, a .toml file")
     s.add_argument("-o", "--out", required=True, metavar="OUT",
@@ -367,8 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print nothing but errors and warnings")
     d = s.add_argument_group(
         "several processes / hosts",
-        "Each process runs on its local devices and takes every N-th chunk; OUT must be on a "
-        "file system shared by all processes.")
+        textwrap.fill("Each process runs on its local devices and takes every N-th chunk; OUT "
+                      "must be on a file system shared by all processes.", 76))
     d.add_argument("--coordinator", metavar="HOST:PORT",
                    help="address of process 0 (jax.distributed coordinator)")
     d.add_argument("--num-processes", type=_count(1), metavar="N", help="number of processes")
