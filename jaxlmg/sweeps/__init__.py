@@ -8,6 +8,12 @@ Public entry points (the ``jaxlmg sweep`` command line is a thin wrapper around 
     report = run_sweep(spec, "fig2.zarr", spec_text=text)   # resumes if interrupted
     ds = open_sweep("fig2.zarr")                            # xarray.Dataset over (h, K, T)
 
+A spec's ``model`` key selects a built-in model of :mod:`jaxlmg.models` (``lmg4``, the default;
+``pspin`` with ``p``; ``longitudinal_lmg4``), each coupling a constant or a grid axis
+(:mod:`jaxlmg.sweeps.spec_models`).  Stores survive kills at any moment, have one writer at a
+time (:mod:`jaxlmg.sweeps.lock`) and are checked chunk by chunk on every resume
+(:mod:`jaxlmg.sweeps.verify`).
+
 New per-point quantities become sweepable with :func:`register_kernel` (one line).
 :func:`verify_store` checks a store's files (``jaxlmg verify OUT``).
 This module touches the disk; the numerical core never imports it.
