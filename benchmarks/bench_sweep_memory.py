@@ -47,6 +47,9 @@ print(sum(a.nbytes for a in host))
 def run(cmd: list[str]) -> tuple[float, float]:
     """Run ``cmd``; return (wall seconds, peak RSS of that child in MiB)."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    # Both sweeps compile their executable (no persistent cache hit for the second one), so the
+    # comparison isolates the data volume.
+    env["JAXLMG_NO_COMPILATION_CACHE"] = "1"
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(p.pid, 0)

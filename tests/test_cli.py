@@ -9,6 +9,13 @@ from _specs import TINY_SPEC as SPEC  # noqa: E402
 from jaxlmg.cli import main
 
 
+@pytest.fixture(autouse=True)
+def _no_user_cache(monkeypatch):
+    # In process, `jaxlmg sweep` would enable JAX's persistent compilation cache under the
+    # user's cache directory for the rest of the test session.
+    monkeypatch.setenv("JAXLMG_NO_COMPILATION_CACHE", "1")
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["sweep", "--help"], ["reproduce", "--help"],
                                   ["info", "--help"]])
 def test_help(argv, capsys):

@@ -17,7 +17,6 @@ import zarr
 from _specs import TINY_SPEC as SPEC  # noqa: E402
 
 import jaxlmg as jl
-from jaxlmg import _kernels, _sweep
 from jaxlmg.sweeps import (
     SweepError,
     open_sweep,
@@ -26,6 +25,8 @@ from jaxlmg.sweeps import (
     register_kernel,
     run_sweep,
 )
+from jaxlmg.sweeps import kernels as _kernels
+from jaxlmg.sweeps import runner as _sweep
 
 
 def bits(a: np.ndarray) -> np.ndarray:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxlmg import _spec
 from jaxlmg.sweeps import SpecError, load_spec, parse_spec
+from jaxlmg.sweeps import spec as _spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -162,3 +162,14 @@ def test_repository_specs_are_valid(path):
 def test_estimate_is_an_upper_bound_of_the_raw_data():
     spec = parse_spec(GOOD)
     assert _spec.estimate_bytes(spec) >= spec.n_points * 8 * len(spec.output_names)
+
+
+def test_a_dict_spec_may_hold_numpy_numbers_but_not_strings():
+    d = {"ensemble": "canonical", "chunk_size": np.int64(16),
+         "grid": {"h": {"start": np.float64(0.0), "stop": 3.0, "num": np.int64(7)},
+                  "K": np.array([0.01, 0.1, 1.0]), "T": (0.5, 1.5)}}
+    spec = parse_spec(d)
+    assert spec.shape == (7, 3, 2) and spec.chunk_size == 16
+    d["grid"]["h"]["start"] = "0"
+    with pytest.raises(SpecError, match=r"<spec>: grid.h.start: Input should be a valid number"):
+        parse_spec(d)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from .._spec import load_spec
-from .._store import open_sweep
-from .._sweep import run_sweep
+from ..sweeps import load_spec, open_sweep, run_sweep
 
 __all__ = ["sweep_dataset"]
 

@@ -1,7 +1,8 @@
 """Sweep specifications: ``sweeps/*.toml`` files, validated (pydantic v2) before any work.
 
 A spec fixes everything that determines the stored numbers: the ensemble (the kernel that fixes
-the grid axes), the grid, ``J``, the precision, the outputs and the chunk size.  Validation
+the grid axes), the model and its couplings, the grid, the precision, the outputs and the chunk
+size.  Validation
 collects *every* problem (unknown keys, empty ranges, values outside the model's domain, unknown
 outputs, a store that would not fit on the disk, ...) and raises one :class:`SpecError` whose
 message lists them all, each as ``FILE: key.path: what is wrong``.
@@ -19,6 +20,19 @@ Example (``sweeps/fig2_canonical_hk.toml``)::
     h = { start = 0.0, stop = 3.0, num = 121 }
     K = { start = 0.0, stop = 1.2, num = 121, spacing = "linear" }
     T = { values = [0.25, 2.0] }    # or T = [0.25, 2.0], or T = 0.25
+
+Another model (see :mod:`jaxlmg.sweeps.spec_models`): ``model = "pspin"`` with ``p = 3``; each
+coupling (``J``, ``K``, ``b``) is a top-level constant or a grid axis, e.g.::
+
+    ensemble = "canonical"
+    model = "pspin"
+    p = 3
+    [grid]
+    h = { start = 0.0, stop = 1.5, num = 61 }
+    J = [0.5, 1.0]                  # the p-spin coupling as an axis: axes h, J, T
+    T = [0.1, 0.3]
+
+Numbers must be TOML numbers (``start = "0"`` is refused), integers where integers go.
 """
 
 from __future__ import annotations
@@ -28,8 +42,6 @@ import json
 import math
 import shutil
 import tomllib
-import types
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,7 +49,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from . import _kernels
+from . import kernels
+from .spec_messages import key_path, message
+from .spec_models import COUPLING_DEFAULTS, DEFAULT_MODEL, SPEC_MODELS, make_model
 
 __all__ = ["Axis", "Grid", "SpecError", "SweepSpec", "load_spec", "parse_spec"]
 
@@ -62,7 +76,7 @@ def _err(kind: str, message: str) -> PydanticCustomError:
 
 # --------------------------------------------------------------------------- models
 
-_FORBID = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+_FORBID = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
 
 
 class Axis(BaseModel):
@@ -171,8 +185,26 @@ class NonNegativeAxis(Axis):
         return v
 
 
+class PositiveAxis(Axis):
+    """An axis of a parameter whose domain is ``(0, inf)`` (``J``)."""
+
+    @field_validator("start")
+    @classmethod
+    def _start_domain(cls, v):
+        if v is not None and v <= 0:
+            raise _err("domain", f"must be > 0 (allowed range (0, inf)), got start = {v}")
+        return v
+
+    @field_validator("values")
+    @classmethod
+    def _values_domain(cls, v):
+        if v is not None and min(v, default=1.0) <= 0:
+            raise _err("domain", f"must be > 0 (allowed range (0, inf)), got {min(v)}")
+        return v
+
+
 class Grid(BaseModel):
-    """The grid axes (only those of the spec's ensemble may appear)."""
+    """The grid axes (only those of the spec's ensemble and model may appear)."""
 
     model_config = _FORBID
 
@@ -180,16 +212,21 @@ class Grid(BaseModel):
     K: NonNegativeAxis | None = None
     T: NonNegativeAxis | None = None
     eps: Axis | None = None
+    J: PositiveAxis | None = None
+    b: Axis | None = None
 
 
 class SweepSpec(BaseModel):
     """A validated sweep specification (see the module docstring for the TOML form).
 
     Attributes:
-        ensemble: a registered kernel name (``"canonical"``; ``"microcanonical"`` when available);
-            its axes are the grid axes, in that order.
+        ensemble: a registered kernel name (``"canonical"``, ``"microcanonical"``, ...); it fixes
+            the grid axes besides the couplings.
+        model: a built-in model of :mod:`jaxlmg.sweeps.spec_models` (default ``"lmg4"``).
+        p: the ``p`` of ``model = "pspin"`` (an integer ``>= 2``).
+        J, K, b: the model's couplings given as constants (each may instead be a grid axis;
+            ``J`` defaults to 1, the energy unit).
         grid: one :class:`Axis` per grid axis.
-        J: 2-spin coupling, ``> 0`` (energy unit).
         precision: ``"float64"`` or ``"float32"``.
         outputs: fields to store (default: every field of the ensemble's result).
         chunk_size: maximum number of grid points per chunk.
@@ -197,11 +234,15 @@ class SweepSpec(BaseModel):
         source: the file the spec was read from, and its text (not part of the spec's identity).
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
 
     description: str = ""
     ensemble: str
-    J: float = Field(default=1.0, gt=0)
+    model: str = DEFAULT_MODEL
+    p: int | None = None
+    J: float | None = Field(default=None, gt=0)
+    K: float | None = Field(default=None, ge=0)
+    b: float | None = None
     precision: Literal["float64", "float32"] = "float64"
     outputs: list[str] | None = None
     chunk_size: int = Field(default=DEFAULT_CHUNK, ge=1, le=MAX_CHUNK)
@@ -210,18 +251,34 @@ class SweepSpec(BaseModel):
     @field_validator("ensemble")
     @classmethod
     def _ensemble(cls, v):
-        if v not in _kernels.KERNELS:
+        if v not in kernels.KERNELS:
             avail = ", ".join(f"'{k}' (axes {', '.join(x.axes)})"
-                              for k, x in _kernels.KERNELS.items())
+                              for k, x in kernels.KERNELS.items())
             extra = (" (this version of jaxlmg has no jaxlmg.microcanonical)"
                      if v == "microcanonical" else "")
             raise _err("ensemble", f"unknown ensemble {v!r}{extra}; available: {avail}")
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v):
+        if v not in SPEC_MODELS:
+            avail = "; ".join(f"'{k}': {m.summary}" for k, m in SPEC_MODELS.items())
+            raise _err("model", f"unknown model {v!r}; available: {avail}")
+        return v
+
+    @field_validator("p")
+    @classmethod
+    def _p(cls, v):
+        if v is not None and v < 2:
+            raise _err("p", f"must be an integer >= 2 (the p of model 'pspin'), got {v}")
         return v
 
     @field_validator("outputs")
     @classmethod
     def _outputs(cls, v, info):
         ens = info.data.get("ensemble")
+        model = info.data.get("model", DEFAULT_MODEL)
         if v is None or ens is None:
             return v
         if len(v) == 0:
@@ -229,7 +286,7 @@ class SweepSpec(BaseModel):
         unknown, problems = [], []
         for name in v:
             try:
-                _kernels.resolve_output(ens, name)
+                kernels.resolve_output(ens, name, model)
             except KeyError as e:
                 msg = e.args[0] if e.args else name
                 (problems if msg != name else unknown).append(str(msg))
@@ -239,7 +296,7 @@ class SweepSpec(BaseModel):
         if unknown:
             problems.append(f"unknown output{'s' if len(unknown) > 1 else ''} "
                             f"{', '.join(map(repr, unknown))} for ensemble {ens!r}; available: "
-                            f"{', '.join(_kernels.available_outputs(ens))}")
+                            f"{', '.join(kernels.available_outputs(ens, model))}")
         if problems:
             raise _err("outputs", "; ".join(problems))
         return v
@@ -248,15 +305,43 @@ class SweepSpec(BaseModel):
 
     @property
     def axes(self) -> tuple[str, ...]:
-        """Grid axis names, in storage order (the ensemble kernel's order)."""
-        return _kernels.KERNELS[self.ensemble].axes
+        """Grid axis names, in storage order: the ensemble kernel's order; for a model-generic
+        kernel its first own axis (``h``), then the couplings that are axes (model order), then
+        the rest (``T``).  The default spec's order is ``h, K, T``."""
+        k = kernels.KERNELS[self.ensemble]
+        if not k.generic:
+            return k.axes
+        own = k.own_axes
+        coupled = tuple(c for c in SPEC_MODELS[self.model].coupling_names
+                        if getattr(self.grid, c) is not None)
+        return own[:1] + coupled + own[1:]
+
+    @property
+    def model_options(self) -> dict[str, int]:
+        """The model's options (``{"p": 3}`` for ``pspin``, else empty)."""
+        return {o: getattr(self, o) for o in SPEC_MODELS[self.model].options}
+
+    def build_model(self):
+        """The :mod:`jaxlmg.models` instance (hashable) this spec sweeps."""
+        return make_model(self.model, self.model_options)
+
+    @property
+    def constants(self) -> dict[str, float]:
+        """The couplings that are not grid axes, ``{name: value}`` in model order (defaults
+        filled in: ``J = 1``)."""
+        out = {}
+        for c in SPEC_MODELS[self.model].coupling_names:
+            if getattr(self.grid, c) is None:
+                v = getattr(self, c)
+                out[c] = float(COUPLING_DEFAULTS[c] if v is None else v)
+        return out
 
     @property
     def output_names(self) -> tuple[str, ...]:
         """The outputs to store (the spec's list, or every field of the ensemble's kernel)."""
         if self.outputs is not None:
             return tuple(self.outputs)
-        return _kernels.kernel_fields(self.ensemble)
+        return kernels.kernel_fields(self.ensemble)
 
     def axis(self, name: str) -> Axis:
         return getattr(self.grid, name)
@@ -274,8 +359,18 @@ class SweepSpec(BaseModel):
         return math.prod(self.shape)
 
     def identity(self) -> dict[str, Any]:
-        """Everything that determines the stored numbers, as plain JSON data (normalized)."""
-        d = self.model_dump(mode="json", exclude={"description"})
+        """Everything that determines the stored numbers, as plain JSON data (normalized).
+
+        The default model (``lmg4``, ``J`` a constant) adds no keys: specs written before the
+        ``model`` key existed keep their hash (and their stores stay resumable)."""
+        d = self.model_dump(mode="json", exclude={"description", "model", "p", "J", "K", "b"})
+        const = self.constants
+        if self.model != DEFAULT_MODEL:
+            d["model"] = self.model
+            d.update(self.model_options)
+        d.update(const)
+        if "J" not in const:
+            d["J"] = None  # an axis
         d["outputs"] = list(self.output_names)
         d["grid"] = {a: _axis_identity(self.axis(a)) for a in self.axes}
         return d
@@ -291,8 +386,12 @@ class SweepSpec(BaseModel):
         if self.description:
             lines.append(f"description = {json.dumps(self.description)}")
         d = self.identity()
-        lines += [f'ensemble = "{self.ensemble}"', f"J = {self.J!r}",
-                  f'precision = "{self.precision}"',
+        lines.append(f'ensemble = "{self.ensemble}"')
+        if self.model != DEFAULT_MODEL:
+            lines.append(f'model = "{self.model}"')
+            lines += [f"{k} = {v!r}" for k, v in self.model_options.items()]
+        lines += [f"{k} = {v!r}" for k, v in self.constants.items()]
+        lines += [f'precision = "{self.precision}"',
                   "outputs = [" + ", ".join(json.dumps(x) for x in d["outputs"]) + "]",
                   f"chunk_size = {self.chunk_size}", "", "[grid]"]
         for a, ax in d["grid"].items():
@@ -323,9 +422,15 @@ def load_spec(path, *, out=None) -> tuple[SweepSpec, str]:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as e:
         raise SpecError([f"{path}: cannot read the spec file: {e.strerror or e}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise SpecError([f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}); "
+                         "TOML files must be UTF-8"]) from None
     return parse_spec(text, source=str(path), out=out), text
 
 
@@ -345,39 +450,91 @@ def parse_spec(spec, *, source: str = "<spec>", out=None) -> SweepSpec:
         except tomllib.TOMLDecodeError as e:
             raise SpecError([f"{source}: invalid TOML: {e}"]) from None
     else:
-        raw = dict(spec)
+        raw = _plain(dict(spec))
     problems: list[tuple[str, str]] = []
     model = None
     try:
         model = SweepSpec.model_validate(raw)
     except ValidationError as e:
-        problems += [(_key_path(err["loc"]), _message(err)) for err in e.errors()]
+        problems += [(key_path(err["loc"]), message(err, SweepSpec)) for err in e.errors()]
     problems += _cross_checks(raw, problems)
     if out is not None:
-        problems += _disk_check(raw, model, Path(out))
+        # A spec that failed a cross check (e.g. a missing axis) has no shape: estimate from
+        # the parts that parsed.
+        problems += _disk_check(raw, None if problems else model, Path(out))
     if problems:
         raise SpecError([f"{source}: {loc or '(top level)'}: {msg}" for loc, msg in problems])
     return model
 
 
+def _plain(x):
+    """NumPy scalars and arrays in a spec given as a dict as Python numbers and lists (a TOML
+    file has no others; strict validation would otherwise refuse ``np.int64(5)``)."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic | np.ndarray):
+        return x.tolist()
+    return x
+
+
 def _cross_checks(raw: dict, found: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Checks across sections, run whatever else failed: the grid axes must be the ensemble's."""
-    out = []
+    """Checks across sections, run whatever else failed: the grid axes must be the ensemble's
+    and the model's, every coupling given once (a constant or an axis), the model's options."""
+    out: list[tuple[str, str]] = []
     ens, grid = raw.get("ensemble"), raw.get("grid")
-    if "grid" not in raw or not isinstance(ens, str) or ens not in _kernels.KERNELS:
-        return out
-    axes = _kernels.KERNELS[ens].axes
-    if not isinstance(grid, dict):
-        return out
-    missing = [a for a in axes if a not in grid]
+    name = raw.get("model", DEFAULT_MODEL)
+    model = SPEC_MODELS.get(name) if isinstance(name, str) else None
+    grid = grid if isinstance(grid, dict) else None
+    if model is not None:
+        out += _model_checks(raw, name, model, grid or {})
+    if grid is None or not isinstance(ens, str) or ens not in kernels.KERNELS:
+        return [p for p in out if p not in found]
+    k = kernels.KERNELS[ens]
+    if k.generic:
+        required = k.own_axes
+        allowed = required + (model.coupling_names if model is not None else ())
+    else:
+        required = allowed = k.axes
+        if model is not None and name != DEFAULT_MODEL:
+            out.append(("model", f"the {ens} ensemble supports model '{DEFAULT_MODEL}' only, "
+                                 f"got {name!r}"))
+        if "J" in grid:
+            out.append(("grid.J", f"the {ens} ensemble takes J as a constant only (J = value)"))
+    missing = [a for a in required if a not in grid]
     if missing:
         out.append(("grid", f"missing axis {', '.join(missing)} (a {ens} sweep needs "
-                            f"{', '.join(axes)})"))
+                            f"{', '.join(required)})"))
+    couplings = {"J", "K", "b"}
     for a in grid:
-        if a in _kernels.AXES and a not in axes:
+        if a in kernels.AXES and a not in allowed and not (a in couplings and model is not None):
             out.append((f"grid.{a}", f"axis {a!r} is not an axis of the {ens} ensemble "
-                                     f"(axes: {', '.join(axes)})"))
+                                     f"(axes: {', '.join(allowed)})"))
     return [p for p in out if p not in found]
+
+
+def _model_checks(raw: dict, name: str, model, grid: dict) -> list[tuple[str, str]]:
+    """The model's options are given (and no other), each coupling exactly once."""
+    out = []
+    for opt in ("p",):
+        if opt in model.options and opt not in raw:
+            out.append((opt, f"missing: model {name!r} needs {opt}, an integer >= 2"))
+        elif opt not in model.options and opt in raw:
+            out.append((opt, f"not an option of model {name!r} ({model.summary})"))
+    for c in ("J", "K", "b"):
+        const, axis = c in raw, c in grid
+        if c not in model.coupling_names:
+            for key, there in ((c, const), (f"grid.{c}", axis)):
+                if there:
+                    out.append((key, f"{c!r} is not a coupling of model {name!r} "
+                                     f"({model.summary})"))
+        elif const and axis:
+            out.append((c, f"given both as a constant and as the grid axis grid.{c}; give one"))
+        elif not const and not axis and c not in COUPLING_DEFAULTS:
+            out.append((c, f"missing coupling {c} of model {name!r}: give {c} = value, or a "
+                           f"grid axis grid.{c}"))
+    return out
 
 
 def _disk_check(raw: dict, spec: SweepSpec | None, out: Path) -> list[tuple[str, str]]:
@@ -387,14 +544,17 @@ def _disk_check(raw: dict, spec: SweepSpec | None, out: Path) -> list[tuple[str,
     else:
         try:
             ens = raw["ensemble"]
-            axes = _kernels.KERNELS[ens].axes
+            fields = kernels.kernel_fields(ens)
             grid = Grid.model_validate(raw["grid"])
-            n_points = math.prod(getattr(grid, a).size for a in axes)
+            sizes = [getattr(grid, a).size for a in Grid.model_fields
+                     if getattr(grid, a) is not None]
         except Exception:  # noqa: BLE001 - the grid itself is invalid: reported elsewhere
             return []
+        n_points = math.prod(sizes)
         outs = raw.get("outputs")
-        n_out = len(outs) if isinstance(outs, list) and outs else len(_kernels.kernel_fields(ens))
-        chunk = raw.get("chunk_size") if isinstance(raw.get("chunk_size"), int) else DEFAULT_CHUNK
+        n_out = len(outs) if isinstance(outs, list) and outs else len(fields)
+        chunk = raw.get("chunk_size")
+        chunk = chunk if isinstance(chunk, int) and not isinstance(chunk, bool) else DEFAULT_CHUNK
     need = _estimate(n_points, n_out, max(chunk, 1))
     where = out
     while not where.exists() and where != where.parent:
@@ -404,9 +564,10 @@ def _disk_check(raw: dict, spec: SweepSpec | None, out: Path) -> list[tuple[str,
     except OSError:
         return []
     if need > free:
-        return [("grid", f"the store needs up to {_fmt_bytes(need)} uncompressed "
+        return [("grid", f"the store needs up to {format_bytes(need)} uncompressed "
                          f"({n_points:,} points x {n_out} outputs) but only "
-                         f"{_fmt_bytes(free)} are free at {where}; shrink the grid or the outputs")]
+                         f"{format_bytes(free)} are free at {where}; shrink the grid or the "
+                         "outputs")]
     return []
 
 
@@ -420,66 +581,10 @@ def _estimate(n_points: int, n_outputs: int, chunk_size: int) -> int:
     return 8 * n_points * n_outputs + 4096 * n_chunks + 65536
 
 
-def _fmt_bytes(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """``n`` bytes as a short human-readable string (``"1.5 MiB"``)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "PiB":
             return f"{n:.3g} {unit}"
         n /= 1024
     return f"{n:.3g} PiB"
-
-
-# --------------------------------------------------------------------------- error messages
-
-
-def _key_path(loc) -> str:
-    parts = []
-    for x in loc:
-        if isinstance(x, int):
-            parts.append(f"[{x}]")
-        elif x in ("NonNegativeAxis", "Axis", "function-before[_shorthand(), NonNegativeAxis]"):
-            continue
-        else:
-            parts.append(("." if parts else "") + str(x))
-    return "".join(parts)
-
-
-def _message(err: dict) -> str:
-    kind, msg, loc = err["type"], err["msg"], err["loc"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
-        return f"unknown key {loc[-1]!r}" + (f" (allowed here: {', '.join(allowed)})"
-                                              if allowed else "")
-    if kind == "missing":
-        return "missing required key"
-    if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return f"expected a table, got {err.get('input')!r}"
-    if kind in ("float_parsing", "float_type", "int_type", "int_parsing", "int_from_float",
-                "string_type", "list_type", "literal_error", "greater_than", "greater_than_equal",
-                "less_than_equal", "finite_number", "bool_type"):
-        return f"{msg}; got {err.get('input')!r}"
-    return msg
-
-
-def _allowed_keys(loc) -> list[str]:
-    model: Any = SweepSpec
-    for x in loc:
-        if isinstance(x, int) or not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return []
-        if x not in model.model_fields:
-            continue  # a union/validator tag in the location, not a key
-        model = _model_of(model.model_fields[x].annotation)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
-    return []
-
-
-def _model_of(annotation):
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for a in typing.get_args(annotation):
-            if isinstance(a, type) and issubclass(a, BaseModel):
-                return a
-    return None

@@ -12,10 +12,21 @@ Layout of ``OUT.zarr``::
 
 Resume: a rerun reads ``done`` and computes the other chunks only.  A chunk whose ``done`` flag
 is not set is recomputed from scratch and overwritten, so a chunk interrupted mid-write is never
-taken for complete.  A store is reused only when the spec's hash matches.  ``state`` goes
-``creating -> running -> complete``; a store left in ``creating`` (killed while being created)
-is recreated.  On completion the metadata is consolidated (plain ``xarray.open_zarr(OUT)``
-then opens it without warnings).
+taken for complete; a chunk whose flag is set but whose files are missing or unreadable is found
+by :mod:`jaxlmg.sweeps.verify` and recomputed too.  A store is reused only when the spec's hash
+matches.  On completion the metadata is consolidated (plain ``xarray.open_zarr(OUT)`` then opens
+it without warnings).
+
+Crash safety (every step can be killed and the same command rerun):
+
+* **Creation** happens in a hidden sibling directory ``.OUT.creating-<id>`` that is renamed to
+  ``OUT`` when complete, so ``OUT`` is either absent or a whole store.  Leftovers of a killed
+  creation are deleted by the next run, and so is an ``OUT`` that holds nothing but Zarr's
+  temporary ``*.partial`` files (a creation killed by an older jaxlmg), or that is still marked
+  ``creating``.
+* **--overwrite** renames the old store to ``.OUT.trash-<id>`` (atomic) before deleting it.
+* Zarr writes every file through a temporary ``*.partial`` file and a rename; a kill can leave
+  one behind, and the next run removes them.
 
 Unwritten values read as the fill value: NaN for floats, -1 for integers (e.g. ``status``).
 """
@@ -24,7 +35,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import shutil
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,13 +45,14 @@ from typing import Any
 import numpy as np
 import zarr
 
-from . import _kernels
-from ._spec import SweepSpec
+from . import kernels
+from .spec import SweepSpec
 
-__all__ = ["SweepError", "SweepStore", "create_store", "open_store"]
+__all__ = ["SweepError", "SweepStore", "check_identity", "clean_leftovers", "create_store",
+           "is_store", "open_store", "open_sweep", "remove_store"]
 
 FORMAT = 1
-_DONE = "_sweep/done"
+DONE = "_sweep/done"
 
 
 class SweepError(RuntimeError):
@@ -70,8 +84,59 @@ class SweepStore:
 
     def _array(self, name: str) -> zarr.Array:
         if name not in self._arrays:
-            self._arrays[name] = self.group[name]
+            # Write every chunk, even one equal to the fill value (e.g. all NaN): a chunk file
+            # that is missing is then always a lost file, never an "empty" chunk.
+            self._arrays[name] = self.group[name].with_config({"write_empty_chunks": True})
         return self._arrays[name]
+
+    def chunk_file(self, name: str, region: tuple[slice, ...]) -> Path:
+        """The file of the Zarr chunk of output ``name`` that holds ``region`` (one sweep chunk)."""
+        arr = self._array(name)
+        coords = tuple(r.start // c for r, c in zip(region, arr.chunks, strict=True))
+        return self.path / name / arr.metadata.chunk_key_encoding.encode_chunk_key(coords)
+
+    def read(self, name: str, region) -> np.ndarray:
+        """Values of output (or coordinate) ``name`` over ``region``."""
+        return np.asarray(self._array(name)[region])
+
+    def write(self, name: str, region, values) -> None:
+        """Write ``values`` (the shape of ``region``) into output or coordinate ``name``."""
+        self._array(name)[region] = values
+
+    def unmark(self, indices) -> None:
+        """Clear the ``done`` flags of chunks ``indices`` (they will be recomputed)."""
+        done = self._array(DONE)
+        for i in indices:
+            done[i] = 0
+        if self.state == "complete":
+            self.group.attrs.update(jaxlmg_store_state="running")
+
+    def done_flags(self) -> tuple[np.ndarray, list[int]]:
+        """``(done, unreadable)``: the flags, reading flag by flag when the whole array cannot
+        be read; an unreadable flag counts as not done."""
+        try:
+            return self.done(), []
+        except Exception:  # noqa: BLE001 - a damaged flag file: find which, below
+            pass
+        done = np.zeros(self.n_chunks, bool)
+        bad = []
+        arr = self._array(DONE)
+        for i in range(self.n_chunks):
+            try:
+                done[i] = bool(arr[i])
+            except Exception:  # noqa: BLE001 - any decoding error means: not done
+                bad.append(i)
+        return done, bad
+
+    def remove_partial_files(self) -> int:
+        """Delete Zarr's temporary ``*.partial`` files left by a killed write; their number."""
+        n = 0
+        for root, _, files in os.walk(self.path):
+            for f in files:
+                if f.endswith(".partial"):
+                    Path(root, f).unlink(missing_ok=True)
+                    n += 1
+        return n
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -83,17 +148,17 @@ class SweepStore:
 
     @property
     def n_chunks(self) -> int:
-        return self.group[_DONE].shape[0]
+        return self.group[DONE].shape[0]
 
     def done(self) -> np.ndarray:
         """``(n_chunks,)`` bool: which chunks are completely written."""
-        return np.asarray(self._array(_DONE)[:]).astype(bool)
+        return np.asarray(self._array(DONE)[:]).astype(bool)
 
     def write_chunk(self, index: int, region: tuple[slice, ...], values: dict[str, np.ndarray]):
         """Write every output of chunk ``index`` into ``region``, then mark the chunk done."""
         for name, v in values.items():
-            self._array(name)[region] = v
-        self._array(_DONE)[index] = 1  # strictly after the data: a killed write stays not-done
+            self.write(name, region, v)
+        self._array(DONE)[index] = 1  # strictly after the data: a killed write stays not-done
 
     def is_consolidated(self) -> bool:
         meta = json.loads((self.path / "zarr.json").read_text())
@@ -125,15 +190,52 @@ def _is_jaxlmg_store(path: Path) -> bool:
         return False
 
 
+def is_store(path) -> bool:
+    """Whether ``path`` holds a jaxlmg sweep store (its root metadata says so)."""
+    return _is_jaxlmg_store(Path(path))
+
+
+def _is_stranded(path: Path) -> bool:
+    """A directory without root metadata holding only Zarr ``*.partial`` temporaries (or
+    nothing): what a creation killed before its first metadata write leaves."""
+    if not path.is_dir() or (path / "zarr.json").exists():
+        return False
+    for _, _, files in os.walk(path):
+        if any(not f.endswith(".partial") for f in files):
+            return False
+    return True
+
+
+def _sibling(path: Path, kind: str) -> Path:
+    return path.parent / f".{path.name}.{kind}-{uuid.uuid4().hex[:12]}"
+
+
+def clean_leftovers(path) -> None:
+    """Delete what killed runs left beside ``path``: half-created stores and trash of
+    ``--overwrite`` (hidden siblings ``.NAME.creating-*`` and ``.NAME.trash-*``).  Call it
+    holding the store's lock."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    for kind in ("creating", "trash"):
+        for p in path.parent.glob(f".{path.name}.{kind}-*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def remove_store(path: Path) -> None:
-    """Delete a jaxlmg sweep store (refuses anything else, e.g. a mistyped ``-o``)."""
+    """Delete a jaxlmg sweep store (refuses anything else, e.g. a mistyped ``-o``).
+
+    The store is first renamed to a hidden sibling (atomic), so that a kill part-way leaves either
+    the old store or none, never a half-deleted one at ``path``."""
     path = Path(path)
     if not path.exists():
         return
-    if not _is_jaxlmg_store(path):
+    if not (_is_jaxlmg_store(path) or _is_stranded(path)):
         raise SweepError(f"{path} exists and is not a jaxlmg sweep store; refusing to delete it "
                          "(remove it yourself or choose another output path)")
-    shutil.rmtree(path)
+    trash = _sibling(path, "trash")
+    os.rename(path, trash)
+    shutil.rmtree(trash)
 
 
 def open_store(path, spec: SweepSpec) -> SweepStore | None:
@@ -150,29 +252,58 @@ def open_store(path, spec: SweepSpec) -> SweepStore | None:
     if not path.exists():
         return None
     if not _is_jaxlmg_store(path):
-        if path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
+        if _is_stranded(path):
+            shutil.rmtree(path)
             return None
         raise SweepError(f"{path} exists and is not a jaxlmg sweep store; choose another output "
                          "path")
-    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    try:
+        group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    except PermissionError:
+        group = zarr.open_group(str(path), mode="r", use_consolidated=False)
     attrs = dict(group.attrs)
     if attrs.get("jaxlmg_store_state") == "creating":
         remove_store(path)
         return None
+    check_identity(path, attrs, spec)
+    return SweepStore(group, path)
+
+
+def check_identity(path: Path, attrs: dict, spec: SweepSpec) -> None:
+    """Raise :class:`SweepError` unless the store (root attributes ``attrs``) is of the
+    supported format and was written by ``spec`` (the message names the keys that differ)."""
     if attrs.get("jaxlmg_store_format") != FORMAT:
         raise SweepError(f"{path}: store format {attrs.get('jaxlmg_store_format')} is not "
                          f"supported by this jaxlmg (format {FORMAT}); use --overwrite")
     stored = attrs.get("jaxlmg_spec_hash")
     if stored != spec.spec_hash():
-        old = json.loads(attrs.get("jaxlmg_spec_json", "{}"))
-        new = spec.identity()
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        try:
+            old = json.loads(attrs.get("jaxlmg_spec_json", "{}"))
+        except ValueError:
+            old = {}
+        diff = _diff(old, spec.identity())
         raise SweepError(
-            f"{path} holds a sweep of a different spec (differs in: {', '.join(diff) or '?'}; "
+            f"{path} holds a sweep of a different spec (differs in: {'; '.join(diff) or '?'}; "
             f"stored hash {str(stored)[:12]}, this spec {spec.spec_hash()[:12]}); refusing to "
             "resume.  Use another output path, or --overwrite to discard the stored results.")
-    return SweepStore(group, path)
+
+
+def _diff(old, new, prefix: str = "") -> list[str]:
+    """Key paths where two spec identities differ, with both values at the leaves:
+    ``grid.h.num (stored 11, now 12)``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            if old.get(k) != new.get(k):
+                out += _diff(old.get(k), new.get(k), f"{prefix}{k}" if not prefix
+                             else f"{prefix}.{k}")
+        return out
+    return [f"{prefix or '(spec)'} (stored {_short(old)}, now {_short(new)})"]
+
+
+def _short(v) -> str:
+    text = json.dumps(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def create_store(path, spec: SweepSpec, *, spec_text: str | None, chunks: tuple[int, ...],
@@ -193,12 +324,28 @@ def create_store(path, spec: SweepSpec, *, spec_text: str | None, chunks: tuple[
     if path.exists():
         raise SweepError(f"{path} already exists")
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _sibling(path, "creating")
+    try:
+        _populate(tmp, spec, spec_text=spec_text, chunks=chunks, n_chunks=n_chunks,
+                  dtypes=dtypes, run_info=run_info)
+        os.rename(tmp, path)  # atomic: `path` is absent or a whole store
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    return SweepStore(group, path)
+
+
+def _populate(path: Path, spec: SweepSpec, *, spec_text, chunks, n_chunks, dtypes, run_info):
+    """Write a new store's metadata and coordinates at ``path`` (a fresh directory)."""
     axes = spec.axes
     attrs = {
         "title": f"jaxlmg {spec.ensemble} sweep",
         "description": spec.description,
         "ensemble": spec.ensemble,
-        "J": spec.J,
+        "model": spec.model,
+        **spec.model_options,
+        **spec.constants,
         "precision": spec.precision,
         "jaxlmg_spec_toml": spec_text if spec_text is not None else spec.to_toml(),
         "jaxlmg_spec_json": json.dumps(spec.identity(), sort_keys=True),
@@ -213,11 +360,11 @@ def create_store(path, spec: SweepSpec, *, spec_text: str | None, chunks: tuple[
     for a, values in spec.coords().items():
         arr = group.create_array(a, shape=values.shape, dtype=np.float64, chunks=values.shape,
                                  dimension_names=(a,),
-                                 attributes=_var_attrs(a, _kernels.AXES[a]._asdict()))
+                                 attributes=_var_attrs(a, kernels.AXES[a]._asdict()))
         arr[:] = values
     for name, dtype in dtypes.items():
         field = name.rpartition(".")[2]
-        info = _kernels.FIELD_INFO.get(field)
+        info = kernels.FIELD_INFO.get(field)
         extra = {"long_name": info[0], "units": info[1]} if info else {}
         if field == "status":
             import jaxlmg
@@ -229,7 +376,6 @@ def create_store(path, spec: SweepSpec, *, spec_text: str | None, chunks: tuple[
     sweep = group.create_group("_sweep")
     sweep.create_array("done", shape=(n_chunks,), dtype=np.uint8, chunks=(1,), fill_value=0)
     group.attrs.update(jaxlmg_store_state="running")
-    return SweepStore(group, path)
 
 
 def _var_attrs(name: str, info: dict) -> dict:

@@ -1,9 +1,18 @@
 """What a sweep can evaluate: a registry of per-point kernels over named grid axes.
 
-A *kernel* is a batched function of the grid axes, ``fn(*axes, J, precision=...)``, that
-returns a NamedTuple of arrays of the broadcast shape (``jaxlmg.canonical`` is one).  A sweep spec
-names an ``ensemble`` (= the kernel that fixes the grid axes) and the ``outputs`` to store, chosen
-by NamedTuple field name.  Adding a per-point quantity to every sweep is one line::
+A *kernel* is a batched function that returns a NamedTuple of arrays of the broadcast shape.  Two
+kinds:
+
+* **model-generic** (``generic=True``; the built-in ``canonical``):
+  ``fn(model, couplings, *axes, precision=...)`` with ``model`` a :mod:`jaxlmg.models` instance
+  and ``couplings`` its couplings NamedTuple (each field an array over the points, or a scalar);
+  ``axes`` are the kernel's own axes (``h, T``).  A spec's ``model`` key picks the model; its
+  couplings are constants or further grid axes.
+* **LMG4 kernels**: ``fn(*axes, J, precision=...)`` over fixed axes such as ``("h", "K", "T")``;
+  usable with the default model (``lmg4``) only.
+
+A sweep spec names an ``ensemble`` (= the kernel that fixes the grid axes) and the ``outputs`` to
+store, chosen by NamedTuple field name.  Adding a per-point quantity to every sweep is one line::
 
     register_kernel("landau", lambda h, K, T, J, *, precision: jl.landau_coefficients(h, K, T, J),
                     ("h", "K", "T"), jl.LandauCoefficients)
@@ -24,6 +33,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import jaxlmg as _jl
@@ -32,6 +42,9 @@ __all__ = [
     "AXES",
     "KERNELS",
     "FIELD_INFO",
+    "LMG4_COUPLINGS",
+    "available_outputs",
+    "compatible",
     "Kernel",
     "kernel_fields",
     "register_kernel",
@@ -50,7 +63,9 @@ class AxisInfo(NamedTuple):
 #: Every axis a sweep grid may have.  Units: energies in units of J (k_B = 1).
 AXES: dict[str, AxisInfo] = {
     "h": AxisInfo("transverse field h", "J", 0.0),
+    "J": AxisInfo("coupling J (2-spin for LMG4, p-spin for PSpin)", "energy", 0.0),
     "K": AxisInfo("4-spin coupling K", "J", 0.0),
+    "b": AxisInfo("longitudinal field b", "J", None),
     "T": AxisInfo("temperature T (k_B = 1)", "J", 0.0),
     "eps": AxisInfo("energy per spin epsilon", "J", None),
 }
@@ -75,35 +90,55 @@ FIELD_INFO: dict[str, tuple[str, str]] = {
 }
 
 
+#: The couplings of the default model (LMG4); an LMG4 kernel's axes may include them.
+LMG4_COUPLINGS = ("J", "K")
+
+
 class Kernel(NamedTuple):
     """A registered per-point quantity.
 
     Attributes:
-        fn: ``fn(*axes, J, precision=...)`` -> NamedTuple of arrays, the axes as arrays of one
-            common shape ``(n,)`` in the order of ``axes``; ``J`` a scalar; must be traceable
-            (it runs inside ``jit``/``shard_map``).
-        axes: names of the grid axes, a subset of :data:`AXES`, e.g. ``("h", "K", "T")``.
+        fn: an LMG4 kernel: ``fn(*axes, J, precision=...)`` -> NamedTuple of arrays, the axes
+            as arrays of one common shape ``(n,)`` in the order of ``axes``, ``J`` a scalar or
+            such an array.  A generic kernel: ``fn(model, couplings, *own_axes, precision=...)``
+            (``own_axes``: :attr:`axes` less the LMG4 couplings).  Must be traceable (it runs
+            inside ``jit``/``shard_map``).
+        axes: names of the grid axes with the default model (LMG4), a subset of :data:`AXES`,
+            e.g. ``("h", "K", "T")``.
         result: the NamedTuple class ``fn`` returns, if known (its field names are then read
             without tracing ``fn``; otherwise they are found by ``jax.eval_shape``).
+        generic: ``fn`` takes any :mod:`jaxlmg.models` model and its couplings.
     """
 
     fn: Callable[..., Any]
     axes: tuple[str, ...]
     result: type | None = None
+    generic: bool = False
+
+    @property
+    def own_axes(self) -> tuple[str, ...]:
+        """The axes that are not couplings (a generic kernel's positional arguments)."""
+        return tuple(a for a in self.axes if a not in LMG4_COUPLINGS) if self.generic \
+            else self.axes
 
 
 #: name -> Kernel.  The name of a kernel is also the ``ensemble`` a spec may ask for.
 KERNELS: dict[str, Kernel] = {}
 
 
-def register_kernel(name: str, fn: Callable[..., Any], axes, result: type | None = None) -> None:
+def register_kernel(name: str, fn: Callable[..., Any], axes, result: type | None = None, *,
+                    generic: bool = False) -> None:
     """Make ``fn`` available to sweeps as ``ensemble = name`` and through its output fields.
 
     Args:
         name: registry key (a Python identifier).
-        fn: ``fn(*axes, J, precision=...)`` returning a NamedTuple of arrays (see :class:`Kernel`).
-        axes: grid axis names, each one of :data:`AXES`.
+        fn: ``fn(*axes, J, precision=...)`` returning a NamedTuple of arrays, or with
+            ``generic=True`` ``fn(model, couplings, *own_axes, precision=...)`` (see
+            :class:`Kernel`).
+        axes: grid axis names with the default model (LMG4), each one of :data:`AXES`.
         result: optional NamedTuple class returned by ``fn`` (saves a trace when validating specs).
+        generic: ``fn`` takes any :mod:`jaxlmg.models` model (then usable with every spec
+            ``model``; else with ``model = "lmg4"`` only).
     Raises:
         ValueError: bad name or an unknown axis.
     """
@@ -116,7 +151,7 @@ def register_kernel(name: str, fn: Callable[..., Any], axes, result: type | None
                          f"got {list(axes)}")
     if result is not None and not hasattr(result, "_fields"):
         raise ValueError(f"kernel {name!r}: result must be a NamedTuple class, got {result!r}")
-    KERNELS[name] = Kernel(fn, axes, result)
+    KERNELS[name] = Kernel(fn, axes, result, generic)
     kernel_fields.cache_clear()
 
 
@@ -126,35 +161,48 @@ def kernel_fields(name: str) -> tuple[str, ...]:
     k = KERNELS[name]
     if k.result is not None:
         return tuple(k.result._fields)
-    args = [jax.ShapeDtypeStruct((2,), np.float64) for _ in k.axes]
+    args = [jax.ShapeDtypeStruct((2,), np.float64) for _ in k.own_axes]
+    scalar = jax.ShapeDtypeStruct((), np.float64)
+    if k.generic:
+        def call(J, *a):
+            return k.fn(_jl.LMG4(), _jl.LMGCouplings(J, J), *a, precision="float64")
+    else:
+        def call(J, *a):
+            return k.fn(*a, J, precision="float64")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = jax.eval_shape(lambda J, *a: k.fn(*a, J, precision="float64"),
-                             jax.ShapeDtypeStruct((), np.float64), *args)
+        out = jax.eval_shape(call, scalar, *args)
     if not hasattr(out, "_fields"):
         raise TypeError(f"kernel {name!r} must return a NamedTuple, got {type(out).__name__}")
     return tuple(out._fields)
 
 
-def resolve_output(ensemble: str, output: str) -> tuple[str, str]:
+def compatible(ensemble: str, kernel: str, model: str = "lmg4") -> bool:
+    """Whether ``kernel``'s outputs can be stored by a sweep over ``ensemble`` with ``model``:
+    the same (LMG4) axes, and the kernel takes the model (generic, or the model is LMG4)."""
+    k = KERNELS[kernel]
+    return k.axes == KERNELS[ensemble].axes and (k.generic or model == "lmg4")
+
+
+def resolve_output(ensemble: str, output: str, model: str = "lmg4") -> tuple[str, str]:
     """``(kernel, field)`` for an output name of a sweep over ``ensemble``'s axes.
 
     ``"kernel.field"`` names the kernel; a bare ``"field"`` is looked up in ``ensemble`` first,
-    then in every other kernel over the same axes (it must then be unique).
+    then in every other kernel over the same axes that takes ``model`` (it must then be unique).
 
     Raises:
         KeyError: with a message listing the outputs available for this ensemble.
     """
-    axes = KERNELS[ensemble].axes
     if "." in output:
         kname, _, field = output.partition(".")
-        if kname in KERNELS and KERNELS[kname].axes == axes and field in kernel_fields(kname):
+        if kname in KERNELS and compatible(ensemble, kname, model) \
+                and field in kernel_fields(kname):
             return kname, field
         raise KeyError(output)
     if output in kernel_fields(ensemble):
         return ensemble, output
-    found = [k for k, v in KERNELS.items()
-             if k != ensemble and v.axes == axes and output in kernel_fields(k)]
+    found = [k for k in KERNELS
+             if k != ensemble and compatible(ensemble, k, model) and output in kernel_fields(k)]
     if len(found) == 1:
         return found[0], output
     if len(found) > 1:
@@ -163,23 +211,26 @@ def resolve_output(ensemble: str, output: str) -> tuple[str, str]:
     raise KeyError(output)
 
 
-def available_outputs(ensemble: str) -> list[str]:
-    """Every output name a sweep over ``ensemble`` may store (bare names, then qualified ones)."""
-    axes = KERNELS[ensemble].axes
+def available_outputs(ensemble: str, model: str = "lmg4") -> list[str]:
+    """Every output name a sweep over ``ensemble`` with ``model`` may store."""
     names = list(kernel_fields(ensemble))
-    for k, v in KERNELS.items():
-        if k != ensemble and v.axes == axes:
+    for k in KERNELS:
+        if k != ensemble and compatible(ensemble, k, model):
             names += [f for f in kernel_fields(k) if f not in names]
     return names
 
 
-def _canonical(h, K, T, J, *, precision):
-    return _jl.canonical(h, K, T, J, precision=precision)
+def _canonical(model, couplings, h, T, *, precision):
+    """``jaxlmg.canonical_state`` at the spec's precision (the sweep's canonical kernel)."""
+    dtype = jnp.float64 if precision == "float64" else jnp.float32
+    couplings = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), couplings)
+    return _jl.canonical_state(model, couplings, jnp.asarray(h, dtype), jnp.asarray(T, dtype))
 
 
 # --------------------------------------------------------------------------- built-in kernels
 # One line per quantity.  Optional core functions are registered only when present.
-register_kernel("canonical", _canonical, ("h", "K", "T"), _jl.CanonicalState)
+register_kernel("canonical", _canonical, ("h", "K", "T"), _jl.CanonicalState,
+                generic=True)
 if hasattr(_jl, "microcanonical"):
     register_kernel("microcanonical",
                     lambda h, K, eps, J, *, precision: _jl.microcanonical(h, K, eps, J,
