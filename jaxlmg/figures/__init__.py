@@ -30,8 +30,8 @@ FIGURE_MODULES: tuple[str, ...] = ("phase_diagrams", "ensembles", "finite_size")
 _OPTIONAL = {"finite_size"}
 
 
-#: Where the wheel puts the repository's ``sweeps/`` (``[tool.hatch.build.targets.wheel.force-include]``
-#: in pyproject.toml).
+#: Where the wheel puts the repository's ``sweeps/`` (pyproject.toml,
+#: ``[tool.hatch.build.targets.wheel.force-include]``).
 PACKAGED_SPECS = "_specs"
 
 
