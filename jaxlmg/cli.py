@@ -4,7 +4,7 @@
                  [--verify] [--coordinator HOST:PORT --num-processes N --process-id I |
                  --distributed]
     jaxlmg verify OUT.zarr
-    jaxlmg reproduce [--out figures] [--specs sweeps] [--data DIR]
+    jaxlmg reproduce [--out figures] [--specs DIR] [--data DIR]
     jaxlmg info
 
 Exit status (see ``SWEEP_EXIT_CODES``): 0 success, 1 the sweep could not run (a runtime
@@ -381,10 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_sweep)
 
     r = sub.add_parser(
-        "reproduce", help="regenerate every figure of the paper from sweeps/*.toml",
+        "reproduce", help="regenerate every figure of the paper from the sweep specs",
         description="Run the sweeps behind every figure and write the figures (PNG).")
     r.add_argument("--out", default="figures", help="output directory (default: figures)")
-    r.add_argument("--specs", default="sweeps", help="spec directory (default: sweeps)")
+    r.add_argument("--specs", default=None, metavar="DIR",
+                   help="spec directory (default: ./sweeps if it holds jaxlmg's figure specs, "
+                        "e.g. in the repository root, else the specs installed with jaxlmg)")
     r.add_argument("--data", default=None, metavar="DIR",
                    help="keep the sweep stores in DIR (reused on the next run); default: a "
                         "temporary directory")
