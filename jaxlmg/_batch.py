@@ -32,6 +32,8 @@ __all__ = ["batched", "broadcast_flat", "flat_kernel"]
 CHUNK = 16384
 #: Points evaluated together inside a chunk by ``vmap`` (bounds the memory of one step).
 BLOCK = 1024
+#: Points recomputed together by the thorough pass of an escalating kernel.
+RETRY = 64
 
 
 def broadcast_flat(trees, dtype=None):
@@ -58,17 +60,58 @@ def broadcast_flat(trees, dtype=None):
 
 
 @functools.cache
-def flat_kernel(point_fn: Callable, static: tuple = (), block: int = BLOCK) -> Callable:
+def flat_kernel(point_fn: Callable, static: tuple = (), block: int = BLOCK,
+                escalate: tuple | None = None) -> Callable:
     """``jit`` of ``point_fn`` mapped over 1-D argument arrays (``lax.map`` of ``vmap`` blocks).
 
-    ``static`` is a tuple of ``(name, value)`` keyword arguments bound to ``point_fn`` (hashable:
-    models, scan sizes, ensembles).  Cached: one jitted function per kernel and static arguments.
+    Args:
+        point_fn: the one-point kernel.
+        static: ``(name, value)`` keyword arguments bound to ``point_fn`` (hashable: models, scan
+            sizes, ensembles).
+        block: points evaluated together by ``vmap``.
+        escalate: ``(name, value)`` keyword arguments of a second, more thorough pass.  Then
+            ``point_fn`` returns ``(result, unfinished)`` and the few points whose flag is set
+            (a search that needs more bisection rounds than the fast budget: under ``vmap`` every
+            lane of a block waits for its slowest one) are recomputed with ``escalate`` in small
+            compacted groups.  A point's result does not depend on its batch: this is the result
+            of the thorough pass for every point, inside the one jitted program (direct calls and
+            sweeps compute the same numbers), and it is differentiable (a static loop of
+            ``lax.cond``).
+    Returns:
+        a jitted function of the flat arrays; cached, one per kernel and static arguments.
     """
     kwargs = dict(static)
 
     def run(*args):
         n = jax.tree_util.tree_leaves(args)[0].shape[0]
-        return jax.lax.map(lambda a: point_fn(*a, **kwargs), args, batch_size=min(block, n))
+        out = jax.lax.map(lambda a: point_fn(*a, **kwargs), args, batch_size=min(block, n))
+        if escalate is None:
+            return out
+        out, flag = out
+        full = dict(kwargs, **dict(escalate))
+        k = min(RETRY, n)
+        groups = -(-n // k)
+        order = jnp.argsort(~flag, stable=True)
+        order = jnp.concatenate([order, jnp.zeros((groups * k - n,), order.dtype)])
+        count = jnp.sum(flag)
+
+        def group(i, out):
+            idx = jax.lax.dynamic_slice(order, (i * k,), (k,))
+            valid = (i * k + jnp.arange(k)) < count
+
+            def redo(out):
+                sub = jax.tree_util.tree_map(lambda x: x[idx], args)
+                res, _ = jax.vmap(lambda *a: point_fn(*a, **full))(*sub)
+
+                def put(o, r):
+                    mask = valid.reshape((k,) + (1,) * (r.ndim - 1))
+                    return o.at[idx].set(jnp.where(mask, r, o[idx]))
+
+                return jax.tree_util.tree_map(put, out, res)
+
+            return jax.lax.cond(i * k < count, redo, lambda o: o, out)
+
+        return jax.lax.fori_loop(0, groups, group, out)
 
     return jax.jit(run)
 
@@ -106,7 +149,8 @@ def _on_cpu() -> bool:
     return jax.default_backend() == "cpu"
 
 
-def batched(point_fn: Callable, args, *, static: tuple = (), dtype=None):
+def batched(point_fn: Callable, args, *, static: tuple = (), dtype=None,
+            escalate: tuple | None = None):
     """Evaluate the one-point kernel ``point_fn(*args, **dict(static))`` on broadcast ``args``.
 
     Args:
@@ -115,6 +159,7 @@ def batched(point_fn: Callable, args, *, static: tuple = (), dtype=None):
         args: tuple of the kernel's array arguments (pytrees allowed), NumPy-broadcastable.
         static: hashable ``(name, value)`` pairs passed as keyword arguments.
         dtype: floating dtype of the arguments (see :func:`broadcast_flat`).
+        escalate: keyword arguments of a thorough second pass (see :func:`flat_kernel`).
     Returns:
         the kernel's pytree with leaves of the broadcast shape.
     """
@@ -122,7 +167,7 @@ def batched(point_fn: Callable, args, *, static: tuple = (), dtype=None):
     n = jax.tree_util.tree_leaves(flat)[0].shape[0]
     concrete = not any(is_traced(x) for x in jax.tree_util.tree_leaves(flat))
     if concrete and n > CHUNK and _on_cpu():
-        out = _spread(flat_kernel(point_fn, static), flat, n)
+        out = _spread(flat_kernel(point_fn, static, BLOCK, escalate), flat, n)
     else:
-        out = flat_kernel(point_fn, static)(*flat)
+        out = flat_kernel(point_fn, static, BLOCK, escalate)(*flat)
     return jax.tree_util.tree_map(lambda x: x.reshape(shape), out)

@@ -298,7 +298,7 @@ def stationarity(model: CollectiveSpinModel, couplings, h, T, b):
 
 
 def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N_SCAN,
-                      max_roots: int = 4) -> StationaryPoints:
+                      max_roots: int = 4, max_rounds: int = 48) -> StationaryPoints:
     """All stationary points (minima and maxima) of the reduced canonical landscape, certified.
 
     Nodes: the global scan :func:`scan_fields` (dense near ``Mz = 0``) plus, for Z₂ models, a
@@ -311,7 +311,8 @@ def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int =
 
     Args:
         model, couplings, h, T: scalars (``T >= 0``, ``h >= 0``).
-        n_scan: scan nodes; max_roots: slots for roots besides the paramagnet.
+        n_scan: scan nodes; max_roots: slots for roots besides the paramagnet; max_rounds:
+            bisection rounds of the certified search (``certified`` is ``False`` if they ran out).
     Returns:
         :class:`StationaryPoints` with ``max_roots`` (+1 for Z₂ models) slots.
     """
@@ -372,7 +373,8 @@ def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int =
         return g, aux
 
     width = 1e-13 * (nodes[-1] - nodes[0] + 1.0)
-    br = certified_brackets(gfun_z2, excludes, nodes, max_roots=max_roots, min_width=width)
+    br = certified_brackets(gfun_z2, excludes, nodes, max_roots=max_roots, min_width=width,
+                            max_rounds=max_rounds)
 
     def gd(b):
         return jax.jvp(lambda x: gfun_z2(x)[0], (b,), (jnp.ones_like(b),))
@@ -411,17 +413,25 @@ def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int =
                             kind=kind, converged=conv, certified=br.certified)
 
 
-def canonical_point(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N_SCAN):
+def canonical_point(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N_SCAN,
+                    max_rounds: int = 48) -> CanonicalState:
     """Canonical equilibrium at ONE point; scalars in, :class:`CanonicalState` of scalars out.
 
     The global minimum over the certified stationary points (:func:`stationary_points`); derivatives
     by the implicit function theorem on the stationarity condition (the value of ``F`` at the
     minimum by the envelope theorem), never through the search.
     """
+    return canonical_point_flagged(model, couplings, h, T, n_scan, max_rounds)[0]
+
+
+def canonical_point_flagged(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N_SCAN,
+                            max_rounds: int = 48):
+    """:func:`canonical_point` and a flag, ``unfinished``: ``max_rounds`` did not suffice to
+    certify the search (the batching layer then recomputes the point with more rounds)."""
     # The search sees no tangents (its loops are never differentiated); derivatives come from
     # the implicit function theorem on the stationarity condition.
     sg = jax.lax.stop_gradient
-    sp = stationary_points(model, sg(couplings), sg(h), sg(T), n_scan)
+    sp = stationary_points(model, sg(couplings), sg(h), sg(T), n_scan, max_rounds=max_rounds)
     is_min = sp.kind == RISING
     F = jnp.where(is_min | (sp.kind == UNRESOLVED), sp.F, jnp.inf)
     if model.z2_symmetric:
@@ -453,7 +463,7 @@ def canonical_point(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N
     return CanonicalState(
         s=nan(st.s), mz=nan(mz), Mz=nan(st.Mz), Mx=nan(st.Mx), f=nan(f), energy=nan(e),
         entropy=nan(st.entropy), n_minima=jnp.where(good, n_minima, 0), status=status,
-    )
+    ), ~sp.certified
 
 
 def _stationarity_residual(model, b, params):
@@ -473,8 +483,14 @@ def _implicit_minimizer(model, couplings, h, T, b):
 # --------------------------------------------------------------------------- batched entry points
 
 
-def _canonical_kernel(couplings, h, T, *, model, n_scan):
-    return canonical_point(model, couplings, h, T, n_scan)
+#: Bisection rounds of the fast pass; points that need more (next to spinodals and tricritical
+#: points) are recomputed with the full budget (``_batch.flat_kernel``'s ``escalate``).
+FAST_ROUNDS = 4
+FULL_ROUNDS = 48
+
+
+def _canonical_kernel(couplings, h, T, *, model, n_scan, max_rounds):
+    return canonical_point_flagged(model, couplings, h, T, n_scan, max_rounds)
 
 
 def canonical_state(model: CollectiveSpinModel, couplings, h, T, *,
@@ -499,7 +515,8 @@ def canonical_state(model: CollectiveSpinModel, couplings, h, T, *,
         inputs (fields NaN).
     """
     return batched(_canonical_kernel, (couplings, h, T),
-                   static=(("model", model), ("n_scan", n_scan)))
+                   static=(("model", model), ("n_scan", n_scan), ("max_rounds", FAST_ROUNDS)),
+                   escalate=(("max_rounds", FULL_ROUNDS),))
 
 
 def canonical(h, K, T, J=1.0, *, precision: str = "float64",

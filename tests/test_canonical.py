@@ -483,8 +483,11 @@ def test_no_recompilation_same_shapes():
         jax.block_until_ready(r)
 
     call()  # warm (compiled already if earlier tests ran)
-    kernel = _batch.flat_kernel(_canonical._canonical_kernel,
-                                (("model", jl.LMG4()), ("n_scan", _canonical.N_SCAN)))
+    kernel = _batch.flat_kernel(
+        _canonical._canonical_kernel,
+        (("model", jl.LMG4()), ("n_scan", _canonical.N_SCAN),
+         ("max_rounds", _canonical.FAST_ROUNDS)),
+        _batch.BLOCK, (("max_rounds", _canonical.FULL_ROUNDS),))
     size = kernel._cache_size()
     counter = _CompileCounter()
     logger = logging.getLogger("jax")
