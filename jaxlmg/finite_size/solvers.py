@@ -67,8 +67,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from ._host import cpu_cores
-from ._validate import check
+from .._host import cpu_cores
+from .._validate import check
 
 __all__ = [
     "Sectors",
@@ -1243,7 +1243,7 @@ def _guard(N: int, nbytes: int, max_bytes, what: str):
 
 
 def _status(conv) -> int:
-    from ._status import Status
+    from .._status import Status
 
     return int(Status.OK if bool(np.all(conv)) else Status.NOT_CONVERGED)
 
@@ -1618,7 +1618,7 @@ def mean_field_comparison(Ns, h, K, T, J=1.0, *, form: str = "lnN/N") -> MeanFie
     Returns:
         :class:`MeanFieldComparison`; ``f`` has shape ``(len(Ns), *broadcast_shape)``.
     """
-    from ._canonical import canonical
+    from .._canonical import canonical
 
     Ns = [_check_N(n) for n in Ns]
     f = np.stack([np.asarray(free_energy(n, h, K, T, J, magnetization=False).f) for n in Ns])
