@@ -315,7 +315,7 @@ def test_batched_equals_loop_of_points():
             assert float(th.f[i, j]) == float(one.f)
             assert float(th.binder[i, j]) == float(one.binder)
     sp = fs.spectrum(12, hs, 0.3)
-    assert sp.energy.shape == (2, fs.solvers._layout(12).n_levels)
+    assert sp.energy.shape == (2, fs.blocks.layout(12).n_levels)
     one = fs.spectrum(12, 1.9, 0.3)
     np.testing.assert_array_equal(np.asarray(sp.energy[1]), np.asarray(one.energy))
 
@@ -365,8 +365,8 @@ def test_traced_inputs_are_refused():
 
 def test_no_recompilation_across_sizes_and_points():
     """All device work runs on fixed-size chunks: new N or parameters reuse the compiled code."""
-    kernels = [fs.solvers._shared_chunk, fs.solvers._refine_chunk, fs.solvers._local_chunk,
-               fs.solvers._count_chunk, fs.solvers._observables_chunk]
+    kernels = [fs.stages.shared_chunk, fs.stages.refine_chunk, fs.stages.local_chunk,
+               fs.kernel.count_chunk, fs.kernel.observables_chunk]
     fs.free_energy(700, 1.0, 0.2, [0.3, 2.0])
     fs.spectrum(700, 1.0, 0.2)
     before = [k._cache_size() for k in kernels]

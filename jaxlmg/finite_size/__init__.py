@@ -1,4 +1,97 @@
-"""Exact finite-N spectrum and thermodynamics (eqs. 1, 4-10); see :mod:`.solvers` (interim)."""
+"""Exact finite-N spectrum and thermodynamics of the extended LMG model (eqs. 1, 4-10).
 
-from .solvers import *  # noqa: F403
-from .solvers import __all__ as __all__  # noqa: F401
+``H = -(4J/N)(Sᶻ)² - 2h Sˣ - (16K/N³)(Sᶻ)⁴`` (eq. 4) commutes with the total spin ``S²`` (eq. 5).
+Every sector ``S`` (``S = N/2, N/2 - 1, ... >= 0``; half-integers for odd ``N``) appears
+``g(S) = C(N, N/2-S) - C(N, N/2-S-1)`` times (eq. 6), and ``H`` restricted to it is a real
+symmetric tridiagonal matrix in the ``Sᶻ = m`` basis,
+
+    ``⟨m|H|m⟩ = -(4J/N) m² - (16K/N³) m⁴``,   ``⟨m+1|H|m⟩ = -h sqrt(S(S+1) - m(m+1))``.
+
+The reflection ``m → -m`` commutes with it, so each sector splits into two parity *blocks* (basis
+``(|m⟩ ± |-m⟩)/√2``) of dimension ``≈ S + 1``; the partition function (eq. 9) and the density of
+states (eq. 10) are sums over the levels of all blocks, each level weighted by ``g(S)``.  All
+weights are handled as ``ln g(S)`` (``g`` overflows float64 for ``N`` of a few thousand).
+
+Eigenvalue algorithm (all levels of all blocks: ``O(N³/12)`` row operations per pass over the
+spectrum, vectorized over levels; no dense matrices, no eigenvectors):
+
+* **One kernel** (:func:`.kernel.evaluate`): for a chunk of ``L`` *lanes* (a block and a trial
+  energy ``x`` each), the three-term recurrence of the characteristic polynomial
+  ``p(x) = det(T - x)`` over the rows of the block, with ``p'`` and ``p''`` (or ``p'`` only),
+  divided by its largest entry every 8 rows (no divisions in the rows).  It gives the Sturm
+  count (levels below ``x``: sign changes of ``p``), ``G = p'/p = Σ 1/(x - λ)`` and
+  ``H = Σ 1/(x - λ)²``.  All device work is on chunks of fixed size (one compilation per
+  kernel); the host dispatches chunks asynchronously.
+* **Laguerre's method with Sturm safeguards.**  For a polynomial with real roots, Laguerre's two
+  points from ``x`` lie between ``x`` and the neighbouring roots and converge to them
+  cubically and monotonically; the count says which root a lane is converging to, and, with the
+  sign of ``G``, certifies it.
+* **Multisection from scratch** (:func:`.stages.shared_chunk`): lanes start on a grid of the block's
+  spectral interval; after each sweep every point of known count (evaluated points and their
+  Laguerre points) is shared among the lanes of its block, so each lane gets the tightest bracket
+  known, then continues Laguerre, bisects, or moves to its rank in a bracket with several
+  levels.  The few lanes left after ~10 sweeps finish in compact batches of their own
+  (:func:`.stages.local_chunk`).
+* **Continuation in S** (:func:`.solvers.solve_full`): level ``k`` of a block is a smooth
+  function of ``S``, so the blocks on a coarse grid of ``S`` (every 64th sector, plus the
+  small sectors) are solved from scratch and the others, in a dyadic refinement, start from an
+  8-point Lagrange prediction off the blocks already solved (error far below the level spacing
+  away from separatrices).  One Laguerre (coarse steps) or Newton (spacing <= 4 sectors, 94% of
+  the levels) sweep then certifies and polishes each level (:func:`.stages.refine_chunk`); the
+  ~0.5% it does not accept go to the lane-local solver with brackets from their accepted
+  neighbours.  Net cost: about 1.1 sweeps over the whole spectrum, most of them the cheaper
+  Newton sweep.
+* **Energy windows** (:func:`.solvers.solve_window`): only the levels below a cutoff, e.g. for low
+  temperatures, where a rigorous bound (from certified bounds on the lowest level of every
+  block, :func:`.solvers.block_bounds`) shows that the rest weighs less than ``e^-40`` of
+  ``Z``.  This makes ``N = 10^4 - 2·10^4`` cheap at low ``T``.
+
+Thermal averages of ``(Sᶻ)²`` and ``(Sᶻ)⁴`` use the per-level expectation values
+``⟨m²⟩ = -∂λ/∂(4J/N)`` and ``⟨m⁴⟩ = -∂λ/∂(16K/N³)`` (Hellmann-Feynman), obtained exactly from
+derivative recurrences at the converged levels: no eigenvectors are needed.
+
+Public functions take concrete (not traced) arguments: the integer ``N`` fixes every shape and the
+host drives the iterations (their number is data dependent); the kernels are jitted on
+fixed-size chunks, so calls with any ``N`` (up to ``N ≈ 8000``, where a block outgrows a chunk)
+reuse the same compiled code.  Results are JAX arrays (float64).
+
+Layout of the package (bottom up): :mod:`.checks` (input checks, memory estimates),
+:mod:`.blocks` (sectors, degeneracies, parity blocks), :mod:`.kernel` (the recurrence, Sturm
+counts, Laguerre points), :mod:`.stages` (multisection, lane-local and refinement solvers on one
+chunk), :mod:`.solvers` (host drivers: continuation in ``S``, energy windows), :mod:`.levels`
+(:func:`spectrum`), :mod:`.thermo` (:func:`free_energy`, :func:`entropy`), :mod:`.scaling`
+(:func:`extrapolate`, :func:`mean_field_comparison`).
+"""
+
+from .blocks import Sectors as Sectors
+from .blocks import degeneracy as degeneracy
+from .blocks import sectors as sectors
+from .checks import MAX_BYTES as MAX_BYTES
+from .checks import estimate_bytes as estimate_bytes
+from .levels import Spectrum as Spectrum
+from .levels import spectrum as spectrum
+from .scaling import Extrapolation as Extrapolation
+from .scaling import MeanFieldComparison as MeanFieldComparison
+from .scaling import extrapolate as extrapolate
+from .scaling import mean_field_comparison as mean_field_comparison
+from .thermo import DensityOfStates as DensityOfStates
+from .thermo import FiniteSizeThermo as FiniteSizeThermo
+from .thermo import entropy as entropy
+from .thermo import free_energy as free_energy
+
+__all__ = [
+    "Sectors",
+    "Spectrum",
+    "FiniteSizeThermo",
+    "DensityOfStates",
+    "Extrapolation",
+    "MeanFieldComparison",
+    "sectors",
+    "degeneracy",
+    "spectrum",
+    "free_energy",
+    "entropy",
+    "extrapolate",
+    "mean_field_comparison",
+    "estimate_bytes",
+]
