@@ -1,16 +1,21 @@
-"""Exact finite-N spectrum and thermodynamics of the extended LMG model (eqs. 1, 4-10).
+"""Exact finite-N spectrum and thermodynamics of collective-spin models (eqs. 1, 4-10).
 
-``H = -(4J/N)(Sᶻ)² - 2h Sˣ - (16K/N³)(Sᶻ)⁴`` (eq. 4) commutes with the total spin ``S²`` (eq. 5).
-Every sector ``S`` (``S = N/2, N/2 - 1, ... >= 0``; half-integers for odd ``N``) appears
-``g(S) = C(N, N/2-S) - C(N, N/2-S-1)`` times (eq. 6), and ``H`` restricted to it is a real
-symmetric tridiagonal matrix in the ``Sᶻ = m`` basis,
+A :class:`~jaxlmg.models.CollectiveSpinModel`, ``H = N u(2Sᶻ/N) - 2h Sˣ`` (the extended LMG model
+of eq. 4: ``u = -J Mz² - K Mz⁴``; also ``PSpin(p)``, ``LongitudinalLMG4`` or your own), commutes
+with the total spin ``S²`` (eq. 5).  Every sector ``S`` (``S = N/2, N/2 - 1, ... >= 0``;
+half-integers for odd ``N``) appears ``g(S) = C(N, N/2-S) - C(N, N/2-S-1)`` times (eq. 6), and
+``H`` restricted to it is a real symmetric tridiagonal matrix in the ``Sᶻ = m`` basis,
 
-    ``⟨m|H|m⟩ = -(4J/N) m² - (16K/N³) m⁴``,   ``⟨m+1|H|m⟩ = -h sqrt(S(S+1) - m(m+1))``.
+    ``⟨m|H|m⟩ = N u(2m/N)``,   ``⟨m+1|H|m⟩ = -h sqrt(S(S+1) - m(m+1))``
 
-The reflection ``m → -m`` commutes with it, so each sector splits into two parity *blocks* (basis
-``(|m⟩ ± |-m⟩)/√2``) of dimension ``≈ S + 1``; the partition function (eq. 9) and the density of
+(``-(4J/N) m² - (16K/N³) m⁴`` on the diagonal for LMG4).  For a Z₂-symmetric model the
+reflection ``m → -m`` commutes with it, so each sector splits into two parity *blocks* (basis
+``(|m⟩ ± |-m⟩)/√2``) of dimension ``≈ S + 1``; otherwise (odd ``p``, a longitudinal field) each
+sector is one block of dimension ``2S + 1``.  The partition function (eq. 9) and the density of
 states (eq. 10) are sums over the levels of all blocks, each level weighted by ``g(S)``.  All
 weights are handled as ``ln g(S)`` (``g`` overflows float64 for ``N`` of a few thousand).
+:func:`spectrum`, :func:`free_energy` and :func:`entropy` are the LMG4 forms of
+:func:`spectrum_state`, :func:`free_energy_state` and :func:`entropy_state`.
 
 Eigenvalue algorithm (all levels of all blocks: ``O(N³/12)`` row operations per pass over the
 spectrum, vectorized over levels; no dense matrices, no eigenvectors):
@@ -46,20 +51,23 @@ spectrum, vectorized over levels; no dense matrices, no eigenvectors):
   block, :func:`.solvers.block_bounds`) shows that the rest weighs less than ``e^-40`` of
   ``Z``.  This makes ``N = 10^4 - 2·10^4`` cheap at low ``T``.
 
-Thermal averages of ``(Sᶻ)²`` and ``(Sᶻ)⁴`` use the per-level expectation values
-``⟨m²⟩ = -∂λ/∂(4J/N)`` and ``⟨m⁴⟩ = -∂λ/∂(16K/N³)`` (Hellmann-Feynman), obtained exactly from
-derivative recurrences at the converged levels: no eigenvectors are needed.
+Thermal averages of ``(Sᶻ)²``, ``(Sᶻ)⁴`` and ``Sᶻ`` use the per-level expectation values
+``⟨m^j⟩ = ∂λ/∂t`` for the perturbations ``+t m^j`` of the diagonal (Hellmann-Feynman), obtained
+exactly from derivative recurrences at the converged levels: no eigenvectors are needed.
 
 Public functions take concrete (not traced) arguments: the integer ``N`` fixes every shape and the
 host drives the iterations (their number is data dependent); the kernels are jitted on
-fixed-size chunks, so calls with any ``N`` (up to ``N ≈ 8000``, where a block outgrows a chunk)
-reuse the same compiled code.  Results are JAX arrays (float64).
+fixed-size chunks and a diagonal table of fixed length, so calls with any ``N`` and any model
+(up to ``N ≈ 8000``, where a block outgrows a chunk) reuse the same compiled code.  Results are
+JAX arrays (float64).
 
 Layout of the package (bottom up): :mod:`.checks` (input checks, memory estimates),
 :mod:`.blocks` (sectors, degeneracies, parity blocks), :mod:`.kernel` (the recurrence, Sturm
-counts, Laguerre points), :mod:`.stages` (multisection, lane-local and refinement solvers on one
+counts, Laguerre points), :mod:`.hamiltonian` (a model's diagonal and block bounds at one point),
+:mod:`.stages` (multisection, lane-local and refinement solvers on one
 chunk), :mod:`.solvers` (host drivers: continuation in ``S``, energy windows), :mod:`.levels`
-(:func:`spectrum`), :mod:`.thermo` (:func:`free_energy`, :func:`entropy`), :mod:`.scaling`
+(:func:`spectrum_state`), :mod:`.thermo` (:func:`free_energy_state`, :func:`entropy_state`),
+:mod:`.scaling`
 (:func:`extrapolate`, :func:`mean_field_comparison`).
 """
 
@@ -70,6 +78,7 @@ from .checks import MAX_BYTES as MAX_BYTES
 from .checks import estimate_bytes as estimate_bytes
 from .levels import Spectrum as Spectrum
 from .levels import spectrum as spectrum
+from .levels import spectrum_state as spectrum_state
 from .scaling import Extrapolation as Extrapolation
 from .scaling import MeanFieldComparison as MeanFieldComparison
 from .scaling import extrapolate as extrapolate
@@ -77,7 +86,9 @@ from .scaling import mean_field_comparison as mean_field_comparison
 from .thermo import DensityOfStates as DensityOfStates
 from .thermo import FiniteSizeThermo as FiniteSizeThermo
 from .thermo import entropy as entropy
+from .thermo import entropy_state as entropy_state
 from .thermo import free_energy as free_energy
+from .thermo import free_energy_state as free_energy_state
 
 __all__ = [
     "Sectors",
@@ -89,8 +100,11 @@ __all__ = [
     "sectors",
     "degeneracy",
     "spectrum",
+    "spectrum_state",
     "free_energy",
+    "free_energy_state",
     "entropy",
+    "entropy_state",
     "extrapolate",
     "mean_field_comparison",
     "estimate_bytes",

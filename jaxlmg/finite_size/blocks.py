@@ -2,8 +2,9 @@
 
 ``H`` (eq. 4) commutes with ``S²`` (eq. 5): every sector ``S`` (``S = N/2, N/2 - 1, ... >= 0``)
 appears ``g(S) = C(N, N/2-S) - C(N, N/2-S-1)`` times, and the reflection ``m → -m`` splits it
-into two parity *blocks* of dimension ``≈ S + 1``.  :func:`layout` numbers the levels of all
-blocks flat, block after block.
+into two parity *blocks* of dimension ``≈ S + 1`` when the model is Z₂-symmetric (a model without
+that symmetry keeps each sector whole, one block of dimension ``2S + 1``).  :func:`layout` numbers
+the levels of all blocks flat, block after block.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from .checks import check_N
 
-__all__ = ["Sectors", "sectors", "degeneracy", "Layout", "layout", "block_of", "m_lo", "pack"]
+__all__ = ["Sectors", "sectors", "degeneracy", "Layout", "layout", "block_of", "pack"]
 
 
 class Sectors(NamedTuple):
@@ -32,7 +33,6 @@ class Sectors(NamedTuple):
     two_S: np.ndarray
     dim: np.ndarray
     log_g: np.ndarray
-
 
 
 def sectors(N: int) -> Sectors:
@@ -68,55 +68,55 @@ def degeneracy(N: int, two_S: int) -> int:
 
 
 class Layout(NamedTuple):
-    """Parity blocks of all sectors and the flat level index (host-side NumPy, per ``N``).
+    """The blocks of all sectors and the flat level index (host-side NumPy, per ``N``).
 
-    Blocks are ordered by ``S`` decreasing, even parity first; levels are flat, block after block,
-    ascending inside a block.  ``start[b]`` is the flat index of block ``b``'s lowest level (no
-    per-level tables: ``N = 10^4`` has 2.5·10^7 levels; see :func:`block_of`).
+    Z₂-symmetric models (``z2``): two parity blocks per sector (basis ``(|m⟩ ± |-m⟩)/√2``, rows
+    ``m >= 0``), even parity first; otherwise one block per sector, the whole sector (rows
+    ``m = S, ..., -S``).  Blocks are ordered by ``S`` decreasing; levels are flat, block after
+    block, ascending inside a block.  ``start[b]`` is the flat index of block ``b``'s lowest level
+    (no per-level tables: ``N = 10^4`` has 2.5·10^7 levels; see :func:`block_of`).
     """
 
     N: int
+    z2: bool
     two_S: np.ndarray  # per block
-    parity: np.ndarray  # +1 (symmetric) / -1
+    parity: np.ndarray  # +1 (symmetric) / -1; 0 for a whole sector (no Z2 symmetry)
     dim: np.ndarray
     start: np.ndarray
     log_g: np.ndarray
+    m_lo: np.ndarray  # lowest row m of the block: 0, 1 or ½ (z2), -S (whole sector)
     n_levels: int
 
 
 @functools.lru_cache(maxsize=8)
-def layout(N: int) -> Layout:
+def layout(N: int, z2: bool = True) -> Layout:
+    """The blocks of ``N`` spins (:class:`Layout`), built in one vectorized pass and cached."""
     sec = sectors(N)
-    rows = []
-    for tS, lg in zip(sec.two_S, sec.log_g, strict=True):
-        if N % 2 == 0:
-            S = tS // 2
-            rows.append((tS, +1, S + 1, lg))
-            if S >= 1:
-                rows.append((tS, -1, S, lg))
-        else:
-            d = (tS + 1) // 2
-            rows.append((tS, +1, d, lg))
-            rows.append((tS, -1, d, lg))
-    two_S, parity, dim, log_g = (np.array(c) for c in zip(*rows, strict=True))
+    if not z2:
+        two_S, log_g, dim = sec.two_S, sec.log_g, sec.dim
+        parity = np.zeros(two_S.size, np.int64)
+        low = -two_S / 2.0
+    else:
+        two_S, log_g = np.repeat(sec.two_S, 2), np.repeat(sec.log_g, 2)
+        parity = np.tile(np.array([1, -1], np.int64), sec.two_S.size)
+        if N % 2 == 0:  # integer S: S + 1 rows m = 0..S (even), S rows m = 1..S (odd)
+            dim = two_S // 2 + (parity > 0)
+            low = np.where(parity > 0, 0.0, 1.0)
+        else:  # half-integer S: S + ½ rows m = ½..S in both
+            dim = (two_S + 1) // 2
+            low = np.full(two_S.size, 0.5)
+        keep = dim > 0  # the odd block of S = 0 is empty
+        two_S, log_g, parity, dim, low = (a[keep] for a in (two_S, log_g, parity, dim, low))
+    dim = dim.astype(np.int64)
     start = np.concatenate([[0], np.cumsum(dim)[:-1]]).astype(np.int64)
-    n_levels = int(dim.sum())
-    return Layout(N=N, two_S=two_S.astype(np.int64), parity=parity.astype(np.int64),
-                   dim=dim.astype(np.int64), start=start, log_g=log_g.astype(np.float64),
-                   n_levels=n_levels)
+    return Layout(N=N, z2=bool(z2), two_S=two_S.astype(np.int64), parity=parity, dim=dim,
+                  start=start, log_g=log_g.astype(np.float64), m_lo=low,
+                  n_levels=int(dim.sum()))
 
 
 def block_of(lay: Layout, levels):
     """Block of each flat level index."""
     return np.searchsorted(lay.start, levels, side="right") - 1
-
-
-def m_lo(N: int, parity):
-    """Smallest ``m >= 0`` in a block: 0 (even, integer S), 1 (odd, integer S), ½ (half-integer)."""
-    if N % 2:
-        return np.full(np.shape(parity), 0.5)
-    return np.where(np.asarray(parity) > 0, 0.0, 1.0)
-
 
 
 def pack(lay: Layout, blocks, counts, L: int) -> list[np.ndarray]:

@@ -18,10 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .blocks import Layout, block_of, m_lo
+from .blocks import block_of
 
-__all__ = ["EPS", "Chunk", "bucket", "make_chunk", "Coef", "make_coef", "evaluate",
-           "laguerre_points", "weyl_bounds", "converged", "count_chunk", "observables_chunk"]
+__all__ = ["EPS", "Chunk", "bucket", "make_chunk", "Coef", "TABLE_MIN", "table_size", "evaluate",
+           "laguerre_points", "converged", "count_chunk", "observables_chunk"]
 
 #: Rows between two rescalings of the recurrence, and rows per (unrolled) loop iteration: XLA
 #: fuses an unrolled body into one loop over the lanes, but duplicates work beyond ~2 rows.
@@ -40,10 +40,14 @@ class Chunk(NamedTuple):
     ``m = ½`` diagonal, in units of ``h``), ``m_lo`` (lowest row), ``n`` (block dimension),
     ``k`` (level index in the block), ``lev`` (flat level index; -1 for padding), ``bstart``
     (flat index of the block's level 0), ``first``/``nb`` (position of the block's first lane in
-    this chunk and its number of lanes here; only meaningful when chunks hold whole blocks).
-    Scalars: ``m0`` (``m`` of the first row, the largest ``S``), ``npro`` (masked rows from the
-    top, where blocks of smaller ``S`` are still inactive), ``nmain`` (octets of unmasked rows
-    down to ``m = 1`` or ``1½``) and ``half`` (half-integer spins); see :func:`_sweep_chunk`.
+    this chunk and its number of lanes here; only meaningful when chunks hold whole blocks),
+    ``lo``/``hi``/``scale`` (the block's spectral bounds and energy scale, see
+    :class:`.hamiltonian.Problem`).  Scalars: ``m0`` (``m`` of the first row, the largest ``S``),
+    ``t0`` (index of row ``m0`` in the diagonal table, ``m0 + N/2``), ``tlast`` (that of the
+    last row ``m = 0`` or ``½``), ``npro`` (masked rows from the top, where blocks of smaller
+    ``S`` are still inactive), ``nmain`` (octets of unmasked rows), ``nepi`` (masked rows at the
+    bottom: whole sectors only), ``half`` (half-integer spins) and ``z2`` (parity blocks); see
+    :func:`_sweep_chunk`.
     """
 
     S: Any
@@ -57,76 +61,96 @@ class Chunk(NamedTuple):
     bstart: Any
     first: Any
     nb: Any
+    lo: Any
+    hi: Any
+    scale: Any
     m0: Any
+    t0: Any
+    tlast: Any
     npro: Any
     nmain: Any
+    nepi: Any
     half: Any
+    z2: Any
 
 
 def bucket(n: int) -> int:
     return 1 << max(0, int(n - 1).bit_length())
 
 
-def _make_chunks(lay: Layout, levels, L: int) -> list[Chunk]:
-    """The chunks of ``L`` consecutive entries of the flat ``levels`` (``levels[0:L]``,
-    ``levels[L:2L]``, ...; blocks contiguous and ``S`` decreasing inside each), built in one
-    vectorized pass (NumPy: the jitted kernels take them as they are, one transfer per call)."""
+def make_chunk(prob, levels, L: int) -> Chunk:
+    """The chunk of ``L`` lanes for the flat ``levels`` (``0 < size <= L``; blocks contiguous and
+    ``S`` decreasing), built in one vectorized pass (NumPy: the jitted kernels take it as it is).
+
+    ``prob``: the parameter point (:class:`.hamiltonian.Problem`: its layout and per-block
+    bounds)."""
+    lay = prob.lay
     levels = np.asarray(levels, np.int64)
     n = levels.size
-    assert n > 0
-    nc = -(-n // L)
-    # padding lanes (the end of the last chunk) copy the last real lane's block (smallest S):
-    # the unmasked main rows then compute a harmless polynomial there; they are marked by
-    # lev = -1 and their results are never used
-    padded = np.concatenate([levels, np.full(nc * L - n, levels[-1])]).reshape(nc, L)
-    real = (np.arange(nc * L) < n).reshape(nc, L)
+    assert 0 < n <= L
+    # padding lanes (the end of the chunk) copy the last real lane's block (smallest S): the
+    # unmasked main rows then compute a harmless polynomial there; they are marked by lev = -1
+    # and their results are never used
+    padded = np.concatenate([levels, np.full(L - n, levels[-1])])
+    real = np.arange(L) < n
     blk = block_of(lay, padded)
     S = lay.two_S[blk] / 2.0
     P = lay.parity[blk]
     half = (lay.N % 2) == 1
-    # the lanes of one block in one chunk: position of the first (`first`) and count (`nb`)
+    # the lanes of one block in the chunk: position of the first (`first`) and count (`nb`)
     grp_id = np.where(real, blk, -1)
-    brk = np.ones((nc, L), bool)
-    brk[:, 1:] = grp_id[:, 1:] != grp_id[:, :-1]
-    ar = np.broadcast_to(np.arange(L), (nc, L))
-    first = np.maximum.accumulate(np.where(brk, ar, 0), axis=1)
-    nxt = np.minimum.accumulate(np.where(brk, ar, L)[:, ::-1], axis=1)[:, ::-1]
-    nxt = np.concatenate([nxt[:, 1:], np.full((nc, 1), L)], axis=1)
-    # rows: a masked prologue from the largest S down, unmasked main octets down to m = 1 (1½)
-    mb = 1.5 if half else 1.0
-    S_max, S_min = S.max(axis=1), S.min(axis=1)
-    nmain = np.where(S_min >= mb, (S_min - mb + 1) // _R, 0).astype(np.int64)
-    npro = np.maximum((S_max - mb + 1).astype(np.int64) - _R * nmain, 0)
+    brk = np.ones(L, bool)
+    brk[1:] = grp_id[1:] != grp_id[:-1]
+    ar = np.arange(L)
+    first = np.maximum.accumulate(np.where(brk, ar, 0))
+    nxt = np.minimum.accumulate(np.where(brk, ar, L)[::-1])[::-1]
+    nxt = np.concatenate([nxt[1:], [L]])
+    # rows: a masked prologue from the largest S down, unmasked main octets, and either the
+    # parity blocks' last row (m = 0 or ½, rows m >= 0 only) or a masked epilogue down to -S_max
+    S_max, S_min = S.max(), S.min()
+    if lay.z2:
+        mb = 1.5 if half else 1.0
+        nmain = int((S_min - mb + 1) // _R) if S_min >= mb else 0
+        npro = max(int(S_max - mb + 1) - _R * nmain, 0)
+        nepi = 0
+    else:
+        nmain = int(2 * S_min + 1) // _R
+        npro = int(S_max - S_min) + int(2 * S_min + 1) - _R * nmain
+        nepi = int(S_max - S_min)
     start = lay.start[blk]
     fields = dict(
-        S=S, SS1=S * (S + 1), c0=np.where((not half) & (P > 0), 2.0, 1.0),
-        hs=np.where(half, -P * (S + 0.5), 0.0), m_lo=m_lo(lay.N, P),
+        S=S, SS1=S * (S + 1), c0=np.where(lay.z2 and not half, np.where(P > 0, 2.0, 1.0), 1.0),
+        hs=np.where(half, -P * (S + 0.5), 0.0), m_lo=lay.m_lo[blk],
         n=lay.dim[blk].astype(np.float64), k=np.where(real, padded - start, 0).astype(np.int32),
         lev=np.where(real, padded, -1), bstart=np.where(real, start, -1),
         first=np.where(real, first, 0).astype(np.int32),
-        nb=np.where(real, nxt - first, 1).astype(np.int32))
-    return [Chunk(**{f: a[c] for f, a in fields.items()}, m0=np.float64(S_max[c]),
-                   npro=np.int32(npro[c]), nmain=np.int32(nmain[c]), half=np.bool_(half))
-            for c in range(nc)]
-
-
-def make_chunk(lay: Layout, levels, L: int) -> Chunk:
-    """The chunk of the flat ``levels`` (``0 < size <= L``; see :func:`_make_chunks`)."""
-    assert np.size(levels) <= L
-    return _make_chunks(lay, levels, L)[0]
-
+        nb=np.where(real, nxt - first, 1).astype(np.int32),
+        lo=prob.lo[blk], hi=prob.hi[blk], scale=prob.scale[blk])
+    return Chunk(**fields, m0=np.float64(S_max), t0=np.int32(round(S_max + lay.N / 2)),
+                 tlast=np.int32((lay.N + 1) // 2), npro=np.int32(npro), nmain=np.int32(nmain),
+                 nepi=np.int32(nepi), half=np.bool_(half), z2=np.bool_(lay.z2))
 
 
 class Coef(NamedTuple):
-    """Matrix coefficients of one parameter point: diagonal ``-(J4 m² + K16 m⁴)``, field ``h``."""
+    """Matrix coefficients of one parameter point (device arrays of fixed shape).
 
-    J4: Any  # 4J/N
-    K16: Any  # 16K/N³
+    Attributes:
+        diag: ``(table_size(N),)``, the ``Sᶻ``-diagonal ``D(m) = N u(2m/N)`` at index
+            ``m + N/2`` (``m = -N/2, ..., N/2``; zero beyond ``N``).
+        h: the transverse field (the off-diagonal is ``-h sqrt(S(S+1) - m(m+1))``).
+    """
+
+    diag: Any
     h: Any
 
 
-def make_coef(N, h, K, J) -> Coef:
-    return Coef(J4=4.0 * J / N, K16=16.0 * K / N**3, h=h)
+#: Smallest length of the diagonal table: one compilation serves every ``N < 8192``.
+TABLE_MIN = 8192
+
+
+def table_size(N: int) -> int:
+    """Length of the diagonal table of ``N`` spins (a power of two ``>= N + 1``)."""
+    return max(TABLE_MIN, bucket(N + 1))
 
 
 def _rescale(vals):
@@ -140,47 +164,50 @@ def _sweep_chunk(coef: Coef, ln, x, mode: str):
     """The recurrence over the rows of one chunk of lanes (``(L,)``).
 
     Rows are visited from ``m = S_max`` down; a lane is active on the rows ``m_lo <= m <= S`` of
-    its block.  ``p_m = α_m p_{m+1} - c_m p_{m+2}`` with ``α_m = a_m - x`` and ``c_m = b_m²`` the
-    squared coupling of rows ``m`` and ``m + 1``, together with its derivatives: ``p'``, ``p''``
-    (``mode="laguerre"``), ``p'`` (``"newton"``) or ``p'``, ``∂p/∂J4``, ``∂p/∂K16``
+    its block.  ``p_m = α_m p_{m+1} - c_m p_{m+2}`` with ``α_m = D(m) - x`` (``D`` read from the
+    diagonal table) and ``c_m = b_m² = h²(S(S+1) - m(m+1))`` the squared coupling of rows ``m``
+    and ``m + 1``, together with its derivatives: ``p'``, ``p''`` (``mode="laguerre"``), ``p'``
+    (``"newton"``) or ``p'`` and ``∂p/∂t`` for ``D(m) → D(m) - t m^j``, ``j = 2, 4, 1``
     (``"observables"``).  The sign changes of ``p`` count the levels below ``x``.  An exact zero
     of a leading minor needs no special case: the coupling of the next row is nonzero, so its
     neighbours have opposite signs (``p_{m-1} = -c_{m-1} p_{m+1}``) and the triple holds one sign
     change whichever sign the zero is given; only a zero of ``p`` itself (``x`` a level) is
-    flagged, by :func:`evaluate`.
+    flagged, by :func:`evaluate`.  (At ``h = 0`` the couplings would vanish and an exact zero
+    would stall the recurrence: :func:`.hamiltonian.problem` then passes a field ``~1e-30`` of
+    the energy scale, which moves no level by a representable amount.)
 
-    Three stages, so that the bulk of the rows needs no per-lane masks:
+    Stages, so that the bulk of the rows needs no per-lane masks:
 
     * ``ln.npro`` *prologue* rows from ``S_max`` down, where the lanes of smaller blocks are
       still inactive (they run ``α = 1, c = 0`` without source terms, which leaves their state
       unchanged); rescaled every row;
-    * ``_R·ln.nmain`` *main* rows down to ``m = 1`` (``1½`` for half-integer spins), active on
-      every lane, with ``α`` and ``c`` a scalar plus a per-lane constant; the state is divided by
+    * ``_R·ln.nmain`` *main* rows, active on every lane (down to ``m = 1`` or ``1½`` in parity
+      blocks), with ``α`` and ``c`` a scalar plus a per-lane constant; the state is divided by
       its largest entry every ``_R`` rows (no overflow, no divisions in the rows);
-    * the *last* row, the only one where the two parity blocks differ: ``m = 0`` (integer ``S``;
-      even block only, coupling ``2b_0²``) or ``m = ½`` (diagonal shifted by ``∓h(S+½)``).
+    * whole sectors (no Z₂ symmetry): ``ln.nepi`` masked *epilogue* rows down to ``-S_max``,
+      where the lanes of smaller blocks have already finished;
+    * parity blocks: the *last* row, the only one where the two parity blocks differ: ``m = 0``
+      (integer ``S``; even block only, coupling ``2b_0²``) or ``m = ½`` (diagonal shifted by
+      ``∓h(S+½)``).
     """
     h2 = coef.h * coef.h
     hSS1 = h2 * ln.SS1
     L = x.shape[0]
-    nq = {"laguerre": 3, "newton": 2, "observables": 4}[mode]
+    nq = {"laguerre": 3, "newton": 2, "observables": 5}[mode]
     half = ln.half  # scalar: half-integer spins (odd N)
 
-    def step(cur, prev, cnt, al, c, on, m2):
+    def step(cur, prev, cnt, al, c, on, m):
         p1 = cur[0]
         if mode == "laguerre":  # p, p', p''
             src = (0.0, -on * p1, -2.0 * on * cur[1])
         elif mode == "newton":  # p, p'
             src = (0.0, -on * p1)
-        else:  # p, p', dp/dJ4 (dα/dJ4 = -m²), dp/dK16 (dα/dK16 = -m⁴)
-            src = (0.0, -on * p1, -(on * m2) * p1, -(on * m2 * m2) * p1)
+        else:  # p, p', and dp/dt for the perturbations D(m) -> D(m) - t m^j, j = 2, 4, 1
+            m2 = m * m
+            src = (0.0, -on * p1, -(on * m2) * p1, -(on * m2 * m2) * p1, -(on * m) * p1)
         new = [al * q1 - c * q0 + s for q1, q0, s in zip(cur, prev, src, strict=True)]
         cnt = cnt + ((new[0] < 0) != (p1 < 0)).astype(jnp.int32)
         return tuple(new), cur, cnt
-
-    def diag(m):
-        m2 = m * m
-        return -(coef.J4 * m2 + coef.K16 * m2 * m2), m2
 
     def rescale(carry):
         cur, prev, cnt = carry
@@ -189,18 +216,17 @@ def _sweep_chunk(coef: Coef, ln, x, mode: str):
 
     def masked_row(i, carry):
         m = ln.m0 - i.astype(x.dtype)
-        a, m2 = diag(m)
-        act = m <= ln.S
+        act = (m <= ln.S) & (m >= ln.m_lo)
         c = jnp.where(act, hSS1 - h2 * m * (m + 1.0), 0.0)
-        al = jnp.where(act, a - x, 1.0)
-        return rescale(step(*carry, al, c, act.astype(x.dtype), m2))
+        al = jnp.where(act, coef.diag[ln.t0 - i] - x, 1.0)
+        return rescale(step(*carry, al, c, act.astype(x.dtype), m))
 
     def main_rows(i, carry):
         mtop = ln.m0 - ln.npro.astype(x.dtype) - _U * i.astype(x.dtype)
+        ttop = ln.t0 - ln.npro - _U * i
         for r in range(_U):
             m = mtop - r
-            a, m2 = diag(m)
-            carry = step(*carry, a - x, hSS1 - h2 * m * (m + 1.0), 1.0, m2)
+            carry = step(*carry, coef.diag[ttop - r] - x, hSS1 - h2 * m * (m + 1.0), 1.0, m)
         return carry
 
     def octet(i, carry):
@@ -210,13 +236,15 @@ def _sweep_chunk(coef: Coef, ln, x, mode: str):
     carry = ((jnp.ones(L),) + (zero,) * (nq - 1), (zero,) * nq, jnp.zeros(L, jnp.int32))
     carry = jax.lax.fori_loop(0, ln.npro, masked_row, carry)
     carry = jax.lax.fori_loop(0, ln.nmain, octet, carry)
-    # the last row: m = 1/2 (half-integer S, all lanes) or m = 0 (even blocks of integer S)
+    epi = ln.npro + _R * ln.nmain
+    carry = jax.lax.fori_loop(epi, epi + ln.nepi, masked_row, carry)
+    # parity blocks, the last row: m = 1/2 (half-integer S, all lanes) or m = 0 (even blocks of
+    # integer S); inactive for whole sectors (their rows end in the epilogue)
     m = jnp.where(half, 0.5, 0.0)
-    a, m2 = diag(m)
-    act = half | (ln.m_lo == 0.0)
+    act = ln.z2 & (half | (ln.m_lo == 0.0))
     c = jnp.where(act, (hSS1 - h2 * m * (m + 1.0)) * ln.c0, 0.0)
-    al = jnp.where(act, a - x + coef.h * ln.hs, 1.0)
-    cur, _, cnt = step(*carry, al, c, act.astype(x.dtype), m2)
+    al = jnp.where(act, coef.diag[ln.tlast] - x + coef.h * ln.hs, 1.0)
+    cur, _, cnt = step(*carry, al, c, act.astype(x.dtype), m)
     return cur, cnt
 
 
@@ -227,8 +255,10 @@ def evaluate(coef: Coef, ch: Chunk, x, mode: str = "laguerre"):
         ``mode="laguerre"``: ``(count, G, H, exact)``: ``count`` the number of levels ``< x``,
         ``G = p'/p = Σ 1/(x - λ)``, ``H = G² - p''/p = Σ 1/(x - λ)²``, ``exact`` where
         ``p(x) == 0``.  ``mode="newton"``: the same without ``H`` (``None``; cheaper).
-        ``mode="observables"``: ``(m2, m4)``: ``⟨m²⟩ = (∂p/∂J4)/p'`` and ``⟨m⁴⟩ = (∂p/∂K16)/p'``,
-        the Hellmann-Feynman expectation values ``-∂λ/∂J4``, ``-∂λ/∂K16`` (exact at ``x = λ``).
+        ``mode="observables"``: ``(m2, m4, m1)``, the Hellmann-Feynman expectation values
+        ``⟨m^j⟩ = -∂λ/∂t = (∂p/∂t)/p'`` for the perturbations ``D(m) → D(m) - t m^j``,
+        ``j = 2, 4, 1`` (exact at ``x = λ``; ``m1`` means nothing in a parity block, whose
+        rows are ``m >= 0`` only: there ``⟨Sᶻ⟩ = 0`` by symmetry).
     """
     q, cnt = _sweep_chunk(coef, ch, x, mode)
     if mode in ("laguerre", "newton"):
@@ -238,9 +268,9 @@ def evaluate(coef: Coef, ch: Chunk, x, mode: str = "laguerre"):
         G = u / ps
         H = G * G - q[2] / ps if mode == "laguerre" else None
         return cnt, G, H, exact
-    _, u, a, b = q
+    _, u, a, b, c = q
     us = jnp.where(u == 0, 1.0, u)
-    return a / us, b / us
+    return a / us, b / us, c / us
 
 
 def laguerre_points(x, n, G, H, exact):
@@ -261,19 +291,6 @@ def laguerre_points(x, n, G, H, exact):
     return up, dn
 
 
-# =========================================================================== solvers (one chunk)
-
-
-def weyl_bounds(coef: Coef, S):
-    """Interval strictly containing the spectrum of a block of spin ``S`` (Weyl: the diagonal part
-    lies in ``[a(S), 0]``, ``-2h Sˣ`` in ``[-2hS, 2hS]``), and the block's energy scale."""
-    a_S = -(coef.J4 * S * S + coef.K16 * S**4)
-    scale = -a_S + 2.0 * coef.h * S + coef.J4 + coef.K16 + coef.h
-    margin = 1e-6 * scale
-    return a_S - 2.0 * coef.h * S - margin, 2.0 * coef.h * S + margin, scale
-
-
-
 def converged(x, k, cnt, G, up, dn, exact, tol):
     """Lanes whose evaluation at ``x`` sits next to level ``k`` on the correct side with a tiny
     Laguerre step: the count says on which side of level ``k`` the point is, the sign of ``G``
@@ -292,6 +309,6 @@ def count_chunk(coef: Coef, ch: Chunk, x):
 
 @jax.jit
 def observables_chunk(coef: Coef, ch: Chunk, x):
-    """``(⟨m²⟩, ⟨m⁴⟩)`` of the levels ``x`` (Hellmann-Feynman, see :func:`evaluate`)."""
+    """``(⟨m²⟩, ⟨m⁴⟩, ⟨m⟩)`` of the levels ``x`` (Hellmann-Feynman, see :func:`evaluate`)."""
     return evaluate(coef, ch, x, mode="observables")
 

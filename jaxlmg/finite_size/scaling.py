@@ -7,7 +7,8 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from .checks import check_N
+from .._validate import check
+from .checks import MAX_BYTES, blocks_bytes, check_lmg, check_N, guard
 from .thermo import free_energy
 
 __all__ = ["Extrapolation", "MeanFieldComparison", "extrapolate", "mean_field_comparison"]
@@ -50,7 +51,6 @@ class MeanFieldComparison(NamedTuple):
     extrapolated: Any
 
 
-
 # --------------------------------------------------------------------------- finite-size scaling
 
 
@@ -59,6 +59,11 @@ _FORMS = {
     "lnN/N": lambda N: [np.ones_like(N), np.log(N) / N, 1.0 / N],
     "1/N2": lambda N: [np.ones_like(N), 1.0 / N, 1.0 / N**2],
 }
+
+
+def _check_form(form) -> None:
+    if form not in _FORMS:
+        raise ValueError(f"form must be one of {sorted(_FORMS)}; got {form!r}")
 
 
 def extrapolate(Ns, values, form: str = "lnN/N") -> Extrapolation:
@@ -75,12 +80,19 @@ def extrapolate(Ns, values, form: str = "lnN/N") -> Extrapolation:
         form: one of ``"1/N"``, ``"lnN/N"``, ``"1/N2"``.
     Returns:
         :class:`Extrapolation`.
+    Raises:
+        ValueError: an unknown form, ``Ns`` not positive and finite, ``values`` not finite or of
+            the wrong shape, or too few sizes.
     """
-    if form not in _FORMS:
-        raise ValueError(f"form must be one of {sorted(_FORMS)}; got {form!r}")
+    _check_form(form)
     Ns = np.asarray(Ns, np.float64)
     y = np.asarray(values, np.float64)
-    if Ns.ndim != 1 or y.shape[:1] != Ns.shape:
+    if Ns.ndim != 1 or not np.all(np.isfinite(Ns)) or np.any(Ns <= 0):
+        raise ValueError(f"Ns must be a 1-D array of sizes in (0, inf); got {Ns!r}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("values must be finite (a NaN or inf would spoil every fit); got "
+                         f"{int(np.sum(~np.isfinite(y)))} non-finite of {y.size}")
+    if y.shape[:1] != Ns.shape:
         raise ValueError(f"values must have shape (len(Ns), ...) = ({Ns.size}, ...); got {y.shape}")
     A = np.stack(_FORMS[form](Ns), axis=1)
     if Ns.size < A.shape[1]:
@@ -103,10 +115,18 @@ def mean_field_comparison(Ns, h, K, T, J=1.0, *, form: str = "lnN/N") -> MeanFie
         form: finite-size form for :func:`extrapolate` (needs enough sizes).
     Returns:
         :class:`MeanFieldComparison`; ``f`` has shape ``(len(Ns), *broadcast_shape)``.
+    Raises:
+        ValueError: as :func:`free_energy` and :func:`extrapolate`, for any of the sizes, before
+            any of them is computed.
     """
     from .._canonical import canonical
 
+    _check_form(form)
     Ns = [check_N(n) for n in Ns]
+    check_lmg(h, K, J)
+    check("T", T, lower=0.0)
+    for n in Ns:  # every size's guard answers before the first size is computed
+        guard(n, blocks_bytes(n), MAX_BYTES, "the tables of every block")
     f = np.stack([np.asarray(free_energy(n, h, K, T, J, magnetization=False).f) for n in Ns])
     f_mf = np.asarray(canonical(h, K, T, J).f)
     N_arr = np.asarray(Ns, np.float64).reshape(-1, *([1] * f_mf.ndim))

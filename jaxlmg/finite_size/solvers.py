@@ -21,7 +21,8 @@ import numpy as np
 from .._host import cpu_cores
 from .blocks import Layout, block_of, layout, pack
 from .checks import guard, window_bytes
-from .kernel import Coef, bucket, count_chunk, make_chunk, observables_chunk, weyl_bounds
+from .hamiltonian import Problem, classical_minimum
+from .kernel import bucket, count_chunk, make_chunk, observables_chunk
 from .stages import local_chunk, refine_chunk, shared_chunk
 
 __all__ = ["CHUNK", "solve_full", "solve_window", "block_bounds", "ground_level",
@@ -57,8 +58,8 @@ def _pool() -> ThreadPoolExecutor | None:
     return ThreadPoolExecutor(max_workers=cores) if cores > 1 else None
 
 
-def _run_chunks(fn, coef: Coef, lay: Layout, levels, L: int, columns, extra=()):
-    """``fn(coef, chunk, *column slices, *extra)`` for each chunk of ``L`` lanes of the flat
+def _run_chunks(fn, prob: Problem, levels, L: int, columns, extra=()):
+    """``fn(prob.coef, chunk, *column slices, *extra)`` for each chunk of ``L`` lanes of the flat
     ``levels``, spread over the cores (:func:`_map_chunks`; each chunk's table is built in its
     worker thread, next to the kernels).  ``columns``: ``(array over levels, fill)`` pairs, padded
     with their fill and cut like the levels.  Returns the list of per-chunk results (NumPy)."""
@@ -72,7 +73,7 @@ def _run_chunks(fn, coef: Coef, lay: Layout, levels, L: int, columns, extra=()):
 
     def one(i):
         sl = slice(i, i + L)
-        return fn(coef, make_chunk(lay, levels[sl], L), *(a[sl] for a in padded), *extra)
+        return fn(prob.coef, make_chunk(prob, levels[sl], L), *(a[sl] for a in padded), *extra)
 
     return _map_chunks(one, [(i,) for i in range(0, n, L)])
 
@@ -123,16 +124,17 @@ def _stencil(j: int, d: int, jmax: int) -> list[int] | None:
     return js if js[-1] <= jmax else None
 
 
-def _need(j: int, d: int, jmax: int) -> float:
+def _need(j: int, d: int, jmax: int, per: int) -> float:
     """Fewest levels block ``j`` must have for its stencil (the farthest neighbour, ``S`` smaller
-    by ``j' - j``, has about ``j' - j`` fewer levels; level ``k`` is counted from the nearer end
-    of the block): the block is solved from scratch below this."""
+    by ``j' - j``, has about ``per·(j' - j)`` fewer levels, ``per = 1`` for parity blocks and 2 for
+    whole sectors; level ``k`` is counted from the nearer end of the block): the block is solved
+    from scratch below this."""
     js = _stencil(j, d, jmax)
-    return np.inf if js is None else 2 * (js[-1] - j) + 8
+    return np.inf if js is None else 2 * per * (js[-1] - j) + 8
 
 
 @functools.lru_cache(maxsize=8)
-def _plan(N: int) -> _Plan:
+def _plan(N: int, z2: bool) -> _Plan:
     """Which blocks are solved from scratch and how the others are predicted (host, per ``N``).
 
     Blocks whose sector offset ``j = N/2 - S`` is a multiple of ``_COARSE``, and the blocks too
@@ -143,14 +145,14 @@ def _plan(N: int) -> _Plan:
     at ``j ± d, j ± 3d, j ± 5d, j ± 7d`` (shifted towards larger ``j`` near ``S = N/2``), all
     solved before.  (8 points instead of 4: ~10x fewer predictions fail the one-pass acceptance.)
     """
-    lay = layout(N)
+    lay = layout(N, z2)
     jb = (N - lay.two_S) // 2
     D = _COARSE
     # the level of refinement of each block: the spacing d of its stencil
     d_of = np.where(jb % D == 0, 0, np.gcd(jb, D))
     # a stencil of spacing d needs the neighbours to have the levels it interpolates
     jmax = int(jb.max())
-    need = np.array([_need(int(j), int(d), jmax) if d else 0
+    need = np.array([_need(int(j), int(d), jmax, 1 if z2 else 2) if d else 0
                      for j, d in zip(jb, d_of, strict=True)])
     base = (jb % D == 0) | (lay.dim < need)
     index = {(int(j), int(p)): b for b, (j, p) in enumerate(zip(jb, lay.parity, strict=True))}
@@ -185,26 +187,26 @@ _SHARED_PASSES = 12
 _LOCAL_PASSES = 200
 
 
-def _shared(lay: Layout, coef: Coef, packs, lo_b=None, hi_b=None):
+def _shared(prob: Problem, packs, lo_b=None, hi_b=None):
     """Run :func:`shared_chunk` on chunks of whole blocks; finish leftovers locally.
 
     ``packs``: list of flat level arrays, each the lowest levels of whole blocks (all of them
     unless ``hi_b`` is given).  ``lo_b``/``hi_b``: optional per-block points with no level below
-    / exactly the packed number of levels below (default: the Weyl bounds).
+    / exactly the packed number of levels below (default: the Weyl bounds ``prob.lo``/``hi``).
     Returns ``(levels, values, converged)`` (concatenated, NumPy).
     """
     L = max(CHUNK, bucket(max(p.size for p in packs)))
 
     def one(lv):
-        ch = make_chunk(lay, lv, L)
-        blk = block_of(lay, lv)
+        ch = make_chunk(prob, lv, L)
+        blk = block_of(prob.lay, lv)
         lx, hx = np.full(L, -np.inf), np.full(L, np.inf)
         if lo_b is not None:
             lx[: lv.size] = lo_b[blk]
         if hi_b is not None:
             hx[: lv.size] = hi_b[blk]
         tail = int(0.01 * lv.size)
-        return shared_chunk(coef, ch, lx, hx, _SHARED_PASSES, tail)
+        return shared_chunk(prob.coef, ch, lx, hx, _SHARED_PASSES, tail)
 
     results = _map_chunks(one, [(lv,) for lv in packs])
     levs, vals, oks, rest = [], [], [], []
@@ -218,14 +220,14 @@ def _shared(lay: Layout, coef: Coef, packs, lo_b=None, hi_b=None):
         oks.append(np.ones(int(done.sum()), bool))
     if rest:
         r = [np.concatenate(c) for c in zip(*rest, strict=True)]
-        v, ok = _local(lay, coef, *r)
+        v, ok = _local(prob, *r)
         levs.append(r[0])
         vals.append(v)
         oks.append(ok)
     return np.concatenate(levs), np.concatenate(vals), np.concatenate(oks)
 
 
-def _local(lay: Layout, coef: Coef, lev, x0, lo, clo, hi, chi):
+def _local(prob: Problem, lev, x0, lo, clo, hi, chi):
     """Finish lanes with :func:`local_chunk` (any levels, with start points and brackets).
 
     Two stages: all lanes for at most ``_LOCAL_FIRST`` passes in chunks of ``_LOCAL_CHUNK``,
@@ -241,8 +243,8 @@ def _local(lay: Layout, coef: Coef, lev, x0, lo, clo, hi, chi):
     for L, passes in ((_LOCAL_CHUNK, _LOCAL_FIRST), (_STRAGGLER_CHUNK, _LOCAL_PASSES)):
         lv, x0_, lo_, clo_, hi_, chi_ = (a[todo] for a in state)
 
-        results = _run_chunks(local_chunk, coef, lay, lv, L, ((x0_, 0.0), (lo_, -1.0), (clo_, 0),
-                                                               (hi_, 1.0), (chi_, 1)), (passes,))
+        results = _run_chunks(local_chunk, prob, lv, L, ((x0_, 0.0), (lo_, -1.0), (clo_, 0),
+                                                         (hi_, 1.0), (chi_, 1)), (passes,))
         res = [np.concatenate([r[j] for r in results])[: lv.size] for j in range(7)]
         vals[todo], oks[todo] = res[0], res[1]
         for a, new in zip(state[1:], res[2:], strict=True):
@@ -283,64 +285,58 @@ def _predict(step: _Step, tg: _Targets, levels):
     return np.einsum("ij,ij->i", step.weights[tg.seg // 2], vals)
 
 
-def solve_full(N: int, coef: Coef):
+def solve_full(prob: Problem):
     """All levels of all blocks at one parameter point: ``(levels, converged)``, flat NumPy."""
-    lay, plan = layout(N), _plan(N)
+    lay = prob.lay
+    plan = _plan(lay.N, lay.z2)
     L = CHUNK
     levels = np.full(lay.n_levels, np.nan)
     conv = np.zeros(lay.n_levels, bool)
     Lb = max(L, bucket(int(lay.dim.max())))
     packs = pack(lay, plan.base_blocks, lay.dim[plan.base_blocks], Lb)
-    lv, v, ok = _shared(lay, coef, packs)
+    lv, v, ok = _shared(prob, packs)
     levels[lv], conv[lv] = v, ok
     for step in plan.steps:
         mode = "newton" if step.d <= _NEWTON_SPACING else "laguerre"
         tg = _targets(lay, step)
         lev = tg.lev
-        results = _run_chunks(functools.partial(refine_chunk, mode=mode), coef, lay, lev, L,
+        results = _run_chunks(functools.partial(refine_chunk, mode=mode), prob, lev, L,
                               ((_predict(step, tg, levels), 0.0),))
         res = [np.concatenate([r[j] for r in results])[: lev.size] for j in range(7)]
         val, good = res[0], res[1]
         levels[lev[good]], conv[lev[good]] = val[good], True
         miss = ~good
         if miss.any():
-            v2, ok2 = _local(lay, coef, lev[miss], *(r[miss] for r in res[2:]))
+            v2, ok2 = _local(prob, lev[miss], *(r[miss] for r in res[2:]))
             levels[lev[miss]], conv[lev[miss]] = v2, ok2
     return levels, conv
 
 
-def per_block(lay: Layout, coef: Coef, fn, x_of_block):
+def per_block(prob: Problem, fn, x_of_block):
     """A one-lane-per-block chunk function at ``x_of_block`` (on lane ``k = 0`` of each block)."""
-    L = CHUNK
-    lev0 = lay.start
-
-    res = _run_chunks(fn, coef, lay, lev0, L, ((x_of_block, 0.0),))
+    lev0 = prob.lay.start
+    res = _run_chunks(fn, prob, lev0, CHUNK, ((x_of_block, 0.0),))
     return np.concatenate(res)[: lev0.size]
 
 
-def block_bounds(N: int, coef: Coef):
+def block_bounds(prob: Problem):
     """Certified bounds ``lb < λ_0(b) < ub`` on the lowest level of every block (NumPy).
 
-    Trial points around the classical minimum ``min_θ [a(S cosθ) - 2hS sinθ]`` of each block,
-    with a margin for the zero-point energy: ``lb`` is certified by a Sturm count of 0, ``ub``
-    by a count of at least 1; blocks that fail retry with a 4x larger margin (``lb`` falls back
-    to the Weyl bound, ``ub`` to the top of the block).
+    Trial points around the classical minimum of each block's sector
+    (:func:`.hamiltonian.classical_minimum`), with a margin for the zero-point energy: ``lb`` is
+    certified by a Sturm count of 0, ``ub`` by a count of at least 1; blocks that fail retry
+    with a 4x larger margin (``lb`` falls back to the Weyl bound, ``ub`` to the top of the block).
     """
-    lay = layout(N)
-    S = lay.two_S / 2.0
-    th = np.linspace(0.0, 0.5 * np.pi, 513)
-    mz = S[:, None] * np.cos(th)[None, :]
-    e_cl = np.min(-(coef.J4 * mz**2 + coef.K16 * mz**4) - 2 * coef.h * S[:, None] * np.sin(th),
-                  axis=1)
-    weyl, top, scale = (np.asarray(a) for a in weyl_bounds(coef, S))
+    e_cl = classical_minimum(prob)
+    weyl, top, scale = prob.lo, prob.hi, prob.scale
     out = []
     for sign, fallback in ((-1.0, weyl), (1.0, top)):
-        margin = 2.0 * (N * (coef.J4 + coef.K16) / 4.0 + coef.h) + 1e-9 * scale
-        res = np.full(S.size, np.nan)
-        todo = np.ones(S.size, bool)
+        margin = 2.0 * prob.zero_point + 1e-9 * scale
+        res = np.full(weyl.size, np.nan)
+        todo = np.ones(weyl.size, bool)
         for _ in range(6):
             trial = np.clip(e_cl + sign * margin, weyl, top)
-            cnt = per_block(lay, coef, count_chunk, trial)
+            cnt = per_block(prob, count_chunk, trial)
             ok = todo & ((cnt == 0) if sign < 0 else (cnt >= 1))
             res[ok] = trial[ok]
             todo &= ~ok
@@ -352,42 +348,40 @@ def block_bounds(N: int, coef: Coef):
     return out[0], out[1]
 
 
-def solve_window(N: int, coef: Coef, e_cut: float, lb=None, max_bytes=None):
+def solve_window(prob: Problem, e_cut: float, lb=None, max_bytes=None):
     """The levels below ``e_cut`` (total energy) of every block: ``(levels, values, converged)``;
     ``lb``: certified lower bounds of the blocks (:func:`block_bounds`, computed if absent)."""
-    lay = layout(N)
-    counts = per_block(lay, coef, count_chunk, np.full(lay.dim.size, e_cut))
-    guard(N, window_bytes(lay, int(counts.sum())), max_bytes, "the levels below the window")
+    lay = prob.lay
+    counts = per_block(prob, count_chunk, np.full(lay.dim.size, e_cut))
+    guard(lay.N, window_bytes(lay, int(counts.sum())), max_bytes, "the levels below the window")
     blocks = np.flatnonzero(counts > 0)
     if not blocks.size:
         return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool)
     if lb is None:
-        lb = block_bounds(N, coef)[0]
+        lb = block_bounds(prob)[0]
     L = max(CHUNK, bucket(int(counts.max())))
     packs = pack(lay, blocks, counts[blocks], L)
-    lv, v, ok = _shared(lay, coef, packs, lo_b=lb, hi_b=np.full(lay.dim.size, e_cut))
+    lv, v, ok = _shared(prob, packs, lo_b=lb, hi_b=np.full(lay.dim.size, e_cut))
     order = np.argsort(lv, kind="stable")
     return lv[order], v[order], ok[order]
 
 
-def ground_level(N: int, coef: Coef):
-    """Lowest level of the ``S = N/2`` blocks (the ground state of ``H`` for ``J > 0``)."""
-    lay = layout(N)
-    blocks = np.flatnonzero(lay.two_S == N)
-    packs = [lay.start[blocks]]
-    _, v, _ = _shared(lay, coef, packs)
+def ground_level(prob: Problem, lb, ub) -> float:
+    """The lowest level of ``H``: the lowest level of every block that can hold it (certified
+    bounds ``lb < λ_0 < ub`` from :func:`block_bounds`: ``lb <= min(ub)``)."""
+    blocks = np.flatnonzero(lb <= ub.min())
+    _, v, _ = _shared(prob, [prob.lay.start[blocks]])
     return float(v.min())
 
 
-def level_observables(N: int, coef: Coef, lev, vals):
-    """``⟨m²⟩`` and ``⟨m⁴⟩`` of the given levels (flat level indices ``lev``, values ``vals``)."""
-    lay = layout(N)
-    L = CHUNK
+def level_observables(prob: Problem, lev, vals):
+    """``(⟨m²⟩, ⟨m⁴⟩, ⟨m⟩)`` of the given levels (flat level indices ``lev``, values ``vals``);
+    ``⟨m⟩ = 0`` exactly in a parity block (a Z₂-symmetric model)."""
     order = np.argsort(lev, kind="stable")
     lev_s, val_s = lev[order], vals[order]
-    outs = _run_chunks(observables_chunk, coef, lay, lev_s, L, ((val_s, 0.0),))
-    m2 = np.concatenate([o[0] for o in outs])[: lev.size] if outs else np.zeros(0)
-    m4 = np.concatenate([o[1] for o in outs])[: lev.size] if outs else np.zeros(0)
+    outs = _run_chunks(observables_chunk, prob, lev_s, CHUNK, ((val_s, 0.0),))
     inv = np.empty_like(order)
     inv[order] = np.arange(order.size)
-    return m2[inv], m4[inv]
+    m2, m4, m1 = ((np.concatenate([o[j] for o in outs])[: lev.size] if outs else np.zeros(0))[inv]
+                  for j in range(3))
+    return m2, m4, (np.zeros_like(m1) if prob.lay.z2 else m1)

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .kernel import EPS, Chunk, Coef, converged, evaluate, laguerre_points, weyl_bounds
+from .kernel import EPS, Chunk, Coef, converged, evaluate, laguerre_points
 
 __all__ = ["TOL_ACCEPT", "shared_chunk", "local_chunk", "refine_chunk"]
 
@@ -57,7 +57,7 @@ def shared_chunk(coef: Coef, ch: Chunk, lo_x, hi_x, max_passes, tail):
         ``(val, done, x, LB, cLB, UB, cUB)``: values, convergence, and for the lanes left the
         next point and a bracket ``LB < λ_k < UB`` with ``cLB``/``cUB`` levels below its ends.
     """
-    lo0, hi0, scale = weyl_bounds(coef, ch.S)
+    lo0, hi0, scale = ch.lo, ch.hi, ch.scale
     lo0 = jnp.where(jnp.isfinite(lo_x), lo_x, lo0)
     hi0 = jnp.where(jnp.isfinite(hi_x), hi_x, hi0)
     k, first, nb = ch.k, ch.first, ch.nb
@@ -118,7 +118,7 @@ def local_chunk(coef: Coef, ch: Chunk, x0, lo, clo, hi, chi, max_passes):
     and steps from its point with Laguerre when the evaluation is on the correct side of level
     ``k``; otherwise it bisects an isolating bracket or moves to its rank inside the bracket.
     """
-    _, _, scale = weyl_bounds(coef, ch.S)
+    scale = ch.scale
     k = ch.k
     L = k.shape[0]
     inside = jnp.isfinite(x0) & (x0 >= lo) & (x0 <= hi)
@@ -179,7 +179,7 @@ def refine_chunk(coef: Coef, ch: Chunk, x, mode: str = "laguerre"):
     k, bs = ch.k, ch.bstart
     L = k.shape[0]
     ar = jnp.arange(L, dtype=jnp.int32)
-    lo, hi, scale = weyl_bounds(coef, ch.S)
+    lo, hi, scale = ch.lo, ch.hi, ch.scale
     cnt, G, H, exact = evaluate(coef, ch, x, mode=mode)
     if mode == "laguerre":
         up, dn = laguerre_points(x, ch.n, G, H, exact)
