@@ -15,7 +15,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import check_N
+from .checks import MAX_BYTES, check_max_bytes, check_N, guard
+
+#: Bytes per sector of :func:`sectors` (three int64/float64 arrays and extended-precision
+#: temporaries).
+_BYTES_PER_SECTOR = 96
 
 __all__ = ["Sectors", "sectors", "degeneracy", "Layout", "layout", "block_of", "pack"]
 
@@ -35,15 +39,21 @@ class Sectors(NamedTuple):
     log_g: np.ndarray
 
 
-def sectors(N: int) -> Sectors:
+def sectors(N: int, *, max_bytes: int | None = MAX_BYTES) -> Sectors:
     """Total-spin sectors ``S = N/2, N/2 - 1, ...`` of ``N`` spins ½ with ``ln g(S)`` (eq. 6).
 
     Args:
         N: number of spins, an integer ``>= 1``.
+        max_bytes: refuse (``ValueError`` with the estimate, before allocating) beyond this much
+            memory (about 100 bytes per sector).
     Returns:
         :class:`Sectors` (NumPy arrays of length ``floor(N/2) + 1``).
+    Raises:
+        ValueError: ``N`` not an integer ``>= 1``, or too much memory.
     """
     N = check_N(N)
+    check_max_bytes(max_bytes)
+    guard(N, _BYTES_PER_SECTOR * (N // 2 + 1), max_bytes, "the table of sectors")
     two_S = np.arange(N, -1, -2, dtype=np.int64)
     j = (N - two_S) // 2  # number of flipped spins, N/2 - S
     # ln C(N, j) as a running sum of ln((N - i + 1)/i) in extended precision: ~1 ulp of the
@@ -55,11 +65,24 @@ def sectors(N: int) -> Sectors:
     return Sectors(two_S=two_S, dim=two_S + 1, log_g=log_g.astype(np.float64))
 
 
-def degeneracy(N: int, two_S: int) -> int:
-    """Exact ``g(S)`` (eq. 6) as a Python integer; ``two_S = 2S``."""
+def degeneracy(N: int, two_S: int, *, max_bytes: int | None = MAX_BYTES) -> int:
+    """Exact ``g(S) = C(N, N/2-S) - C(N, N/2-S-1)`` (eq. 6) as a Python integer.
+
+    Args:
+        N: number of spins, an integer ``>= 1``.
+        two_S: ``2S``, an integer in ``{N, N-2, ..., N mod 2}``.
+        max_bytes: refuse beyond this size of the result (``g`` has up to ``N`` bits).
+    Raises:
+        ValueError: ``N`` or ``two_S`` out of range, or too large a result.
+    """
     N = check_N(N)
-    if not (0 <= two_S <= N and (N - two_S) % 2 == 0):
+    check_max_bytes(max_bytes)
+    ok = isinstance(two_S, int | np.integer) and not isinstance(two_S, bool)
+    if not ok and isinstance(two_S, float | np.floating) and float(two_S).is_integer():
+        ok, two_S = True, int(two_S)
+    if not (ok and 0 <= two_S <= N and (N - two_S) % 2 == 0):
         raise ValueError(f"two_S must be in {{N, N-2, ..., N mod 2}} for N = {N}; got {two_S!r}")
+    guard(N, N // 8 + 1, max_bytes, "the exact degeneracy")
     j = (N - two_S) // 2
     return math.comb(N, j) - (math.comb(N, j - 1) if j >= 1 else 0)
 
@@ -91,7 +114,7 @@ class Layout(NamedTuple):
 @functools.lru_cache(maxsize=8)
 def layout(N: int, z2: bool = True) -> Layout:
     """The blocks of ``N`` spins (:class:`Layout`), built in one vectorized pass and cached."""
-    sec = sectors(N)
+    sec = sectors(N, max_bytes=None)  # the callers guard the memory of every block
     if not z2:
         two_S, log_g, dim = sec.two_S, sec.log_g, sec.dim
         parity = np.zeros(two_S.size, np.int64)

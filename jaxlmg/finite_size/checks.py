@@ -104,9 +104,11 @@ def estimate_bytes(N: int, n_points: int = 1, observables: bool = False) -> int:
     observables) per level and point.  Closed form: no allocation.
 
     Raises:
-        ValueError: ``N`` not an integer ``>= 1``.
+        ValueError: ``N`` not an integer ``>= 1``, or ``n_points`` not an integer ``>= 0``.
     """
     N = check_N(N)
+    if isinstance(n_points, bool) or not isinstance(n_points, int | np.integer) or n_points < 0:
+        raise ValueError(f"n_points must be an integer in [0, inf); got {n_points!r}")
     n = int(layout_size(N))
     return n * _BYTES_PER_LEVEL + n * n_points * (33 if observables else 9)
 
