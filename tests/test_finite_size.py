@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 import pytest
+from _dense import collective_operators
 from scipy.linalg import eigh_tridiagonal
 
 import jaxlmg as jl
@@ -31,13 +32,7 @@ BRUTE_CASES = [(1, 0.7, 0.2), (2, 1.0, 0.0), (3, 0.4, 0.9), (4, 0.0, 0.3), (5, 1
 
 def full_hamiltonian(N, h, K, J=1.0):
     """Eq. (1) on the 2^N product basis, and the diagonal of Sᶻ."""
-    sz, sx = np.array([1.0, -1.0]), np.array([[0.0, 1.0], [1.0, 0.0]])
-    Mz = np.zeros(2**N)
-    X = np.zeros((2**N, 2**N))
-    for site in range(N):
-        left, right = 2**site, 2 ** (N - site - 1)
-        Mz += np.kron(np.ones(left), np.kron(sz, np.ones(right)))
-        X += np.kron(np.eye(left), np.kron(sx, np.eye(right)))
+    Mz, X = collective_operators(N)
     H = np.diag(-(J / N) * Mz**2 - (K / N**3) * Mz**4) - h * X
     return H, Mz / 2.0
 

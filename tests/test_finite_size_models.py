@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 import pytest
+from _dense import collective_operators
 from scipy.linalg import eigh_tridiagonal
 
 import jaxlmg as jl
@@ -33,13 +34,7 @@ MODELS = {"pspin3": PSPIN3, "longitudinal": LONGITUDINAL}
 
 def dense_hamiltonian(N, h, u):
     """``N u(Σσᶻ/N) - h Σσˣ`` on the 2^N product basis, and the diagonal of ``Sᶻ = Σσᶻ/2``."""
-    sz, sx = np.array([1.0, -1.0]), np.array([[0.0, 1.0], [1.0, 0.0]])
-    Mz = np.zeros(2**N)
-    X = np.zeros((2**N, 2**N))
-    for site in range(N):
-        left, right = 2**site, 2 ** (N - site - 1)
-        Mz += np.kron(np.ones(left), np.kron(sz, np.ones(right)))
-        X += np.kron(np.eye(left), np.kron(sx, np.eye(right)))
+    Mz, X = collective_operators(N)
     return np.diag(N * u(Mz / N)) - h * X, Mz / 2.0
 
 
