@@ -149,7 +149,6 @@ def point_status(conv) -> int:
     return int(Status.OK if bool(np.all(conv)) else Status.NOT_CONVERGED)
 
 
-
 class Grid(NamedTuple):
     """The broadcast grid of a model-generic call (host, flat float64 arrays).
 

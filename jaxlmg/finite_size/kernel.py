@@ -300,7 +300,6 @@ def converged(x, k, cnt, G, up, dn, exact, tol):
     return conv_up | conv_dn, jnp.where(conv_up, up, dn)
 
 
-
 @jax.jit
 def count_chunk(coef: Coef, ch: Chunk, x):
     """Number of levels below ``x`` in each lane's block."""

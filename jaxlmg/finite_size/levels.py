@@ -68,7 +68,6 @@ class Spectrum(NamedTuple):
     Sz: Any = None
 
 
-
 def _point_spectrum(prob, e_max, observables, max_bytes):
     """Levels of one point: ``(lev, E, conv, (Sz2, Sz4, Sz) or None)``, flat level indices
     ``lev``."""

@@ -111,7 +111,6 @@ class DensityOfStates(NamedTuple):
     status: Any
 
 
-
 # --------------------------------------------------------------------------- canonical
 
 
