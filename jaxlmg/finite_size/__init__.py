@@ -58,8 +58,8 @@ exactly from derivative recurrences at the converged levels: no eigenvectors are
 Public functions take concrete (not traced) arguments: the integer ``N`` fixes every shape and the
 host drives the iterations (their number is data dependent); the kernels are jitted on
 fixed-size chunks and a diagonal table of fixed length, so calls with any ``N`` and any model
-(up to ``N ≈ 8000``, where a block outgrows a chunk) reuse the same compiled code.  Results are
-JAX arrays (float64).
+(up to ``N ≈ 8000``, where a block outgrows a chunk; ``N ≈ 4000`` without Z₂ symmetry) reuse the
+same compiled code.  Results are JAX arrays (float64).
 
 Layout of the package (bottom up): :mod:`.checks` (input checks, memory estimates),
 :mod:`.blocks` (sectors, degeneracies, parity blocks), :mod:`.kernel` (the recurrence, Sturm

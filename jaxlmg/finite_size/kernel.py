@@ -144,8 +144,9 @@ class Coef(NamedTuple):
     h: Any
 
 
-#: Smallest length of the diagonal table: one compilation serves every ``N < 8192``.
-TABLE_MIN = 8192
+#: Smallest length of the diagonal table: one compilation serves every ``N < 32768`` (a table
+#: of 256 KiB per chunk call: negligible next to the chunk's work).
+TABLE_MIN = 2**15
 
 
 def table_size(N: int) -> int:
