@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
 
 from .blocks import Layout, layout
@@ -57,8 +56,12 @@ class Problem(NamedTuple):
 
 
 def _diagonal(model, couplings, N: int, m) -> np.ndarray:
-    """``D(m) = N u(2m/N)`` (NumPy float64) for the float array ``m``."""
-    x = jnp.asarray(2.0 * np.asarray(m, np.float64) / N)
+    """``D(m) = N u(2m/N)`` (NumPy float64) for the float array ``m``.
+
+    ``Mz`` is passed as a NumPy array: the built-in models' polynomials stay in NumPy (no eager
+    JAX dispatch or compilation); a model that calls ``jnp`` functions gets them converted.
+    """
+    x = 2.0 * np.asarray(m, np.float64) / N
     d = N * np.asarray(model.interaction(x, couplings), np.float64)
     if d.shape != np.shape(m) or not np.all(np.isfinite(d)):
         raise ValueError(f"model.interaction({type(model).__name__}) must return finite values "
