@@ -18,7 +18,8 @@ c. The finite-N microcanonical caloric curve ``T(ε)`` at ``h = 1.9, K = 0.3`` f
    ``β`` tends to the microcanonical ``dσ/dε`` without the noise of bins whose count jumps
    whenever a level of a much more degenerate sector enters.
 
-Computed on the fly (about 15 s of CPU); no sweep spec.
+Computed on the fly (the same CPU time as the binned panel it replaces: 34 s on a loaded 2-core
+VM, compilation included); no sweep spec.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def plot(out_dir) -> list[Path]:
         ax_c.plot(eps, 1.0 / beta, color=c, lw=1.2, label=f"N = {N}")
     mc = jl.microcanonical(h, K, eps)
     ax_c.plot(eps, np.asarray(mc.temperature), "k--", lw=1.2, label="mean field, microcanonical")
-    Tc = np.linspace(0.8, 1.4, 121)
+    Tc = np.linspace(0.8, 1.4, T.size)  # the shape of panel (a): no new compilation
     st = jl.canonical(h, K, Tc)
     ax_c.plot(np.asarray(st.energy), Tc, "k-", lw=0.8, alpha=0.5, label="mean field, canonical")
     ax_c.set(xlabel=r"$\varepsilon = E/N$ / J", ylabel=r"T / J", xlim=(eps[0], eps[-1]),
