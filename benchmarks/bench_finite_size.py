@@ -10,7 +10,11 @@ only the levels that matter) up to N = 2·10^4.  Runs on the default JAX device 
 
     python benchmarks/bench_finite_size.py [--N 2000] [--h 1.9] [--K 0.3] [--split]
                                            [--scaling 500 1000 2000 4000]
-                                           [--window 5000 10000 20000] [--repeat 2]
+                                           [--window 5000 10000 20000] [--repeat 2] [--models]
+
+``--models``: also the model-generic spectrum (``spectrum_state``) of ``PSpin(3)`` (J = 1) and
+``LongitudinalLMG4`` (J = 1, K, b = 0.2) at the same N and h (no Z2 symmetry: whole sectors of
+dimension 2S+1), against the same LAPACK loop on their sector matrices.
 """
 
 from __future__ import annotations
@@ -19,6 +23,20 @@ import argparse
 import time
 
 import numpy as np
+
+
+def scipy_model_sectors(N, h, u):
+    """LAPACK eigenvalues of every whole sector of ``N u(2m/N) - 2h Sx``, sorted per sector."""
+    from scipy.linalg import eigh_tridiagonal
+
+    out = []
+    for tS in range(N, -1, -2):
+        S = tS / 2
+        m = np.arange(-S, S + 1)
+        d = N * u(2 * m / N)
+        e = -h * np.sqrt(S * (S + 1) - m[:-1] * (m[:-1] + 1))
+        out.append(eigh_tridiagonal(d, e, eigvals_only=True) if d.size > 1 else d)
+    return out
 
 
 def scipy_sectors(N, h, K, J=1.0, split=False):
@@ -72,6 +90,8 @@ def main(argv=None):
     ap.add_argument("--window", type=int, nargs="*", default=[5000, 10000, 20000])
     ap.add_argument("--T", type=float, default=0.05, help="temperature of the window runs")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--models", action="store_true",
+                    help="also PSpin(3) and LongitudinalLMG4 (spectrum_state, whole sectors)")
     args = ap.parse_args(argv)
 
     import jax
@@ -103,6 +123,25 @@ def main(argv=None):
         t_split, _ = best_of(lambda: scipy_sectors(N, h, K, split=True), 1)
         print(f"  scipy per-block loop   {t_split:8.3f} s   (parity blocks)  -> "
               f"speed-up {t_split / t_jax:.2f} x")
+
+    if args.models:
+        print(f"\n# model-generic spectrum_state, N = {N}, h = {h} (whole sectors, no parity "
+              "split), vs LAPACK on the same sector matrices")
+        models = (("PSpin(3), J = 1", jl.PSpin(3), jl.PSpinCouplings(1.0), lambda m: -(m**3)),
+                  (f"LongitudinalLMG4, J = 1, K = {K}, b = 0.2", jl.LongitudinalLMG4(),
+                   jl.LongitudinalCouplings(1.0, K, 0.2), lambda m: -(m**2) - K * m**4 - 0.2 * m))
+        for label, model, couplings, u in models:
+            def run(model=model, couplings=couplings):
+                sp = fs.spectrum_state(model, couplings, N, h)
+                return np.asarray(sp.energy), np.asarray(sp.two_S)
+
+            run()
+            t_m, (E, two_S) = best_of(run, args.repeat)
+            t_ref, ref = best_of(lambda u=u: scipy_model_sectors(N, h, u), 1)
+            err = max(np.max(np.abs(np.sort(E[two_S == N - 2 * i]) - w))
+                      for i, w in enumerate(ref))
+            print(f"  {label:40s} {t_m:8.3f} s   scipy {t_ref:8.3f} s   speed-up "
+                  f"{t_ref / t_m:6.2f} x   max |difference| {err:.2e}")
 
     print("\n# scaling of the full spectrum (one point, after warm-up)")
     print(f"{'N':>7} {'levels':>12} {'seconds':>9} {'ns/level':>9}")

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 import pytest
+from _dense import collective_operators
 from scipy.linalg import eigh_tridiagonal
 
 import jaxlmg as jl
@@ -31,13 +32,7 @@ BRUTE_CASES = [(1, 0.7, 0.2), (2, 1.0, 0.0), (3, 0.4, 0.9), (4, 0.0, 0.3), (5, 1
 
 def full_hamiltonian(N, h, K, J=1.0):
     """Eq. (1) on the 2^N product basis, and the diagonal of Sᶻ."""
-    sz, sx = np.array([1.0, -1.0]), np.array([[0.0, 1.0], [1.0, 0.0]])
-    Mz = np.zeros(2**N)
-    X = np.zeros((2**N, 2**N))
-    for site in range(N):
-        left, right = 2**site, 2 ** (N - site - 1)
-        Mz += np.kron(np.ones(left), np.kron(sz, np.ones(right)))
-        X += np.kron(np.eye(left), np.kron(sx, np.eye(right)))
+    Mz, X = collective_operators(N)
     H = np.diag(-(J / N) * Mz**2 - (K / N**3) * Mz**4) - h * X
     return H, Mz / 2.0
 
@@ -315,7 +310,7 @@ def test_batched_equals_loop_of_points():
             assert float(th.f[i, j]) == float(one.f)
             assert float(th.binder[i, j]) == float(one.binder)
     sp = fs.spectrum(12, hs, 0.3)
-    assert sp.energy.shape == (2, fs._layout(12).n_levels)
+    assert sp.energy.shape == (2, fs.blocks.layout(12).n_levels)
     one = fs.spectrum(12, 1.9, 0.3)
     np.testing.assert_array_equal(np.asarray(sp.energy[1]), np.asarray(one.energy))
 
@@ -365,8 +360,8 @@ def test_traced_inputs_are_refused():
 
 def test_no_recompilation_across_sizes_and_points():
     """All device work runs on fixed-size chunks: new N or parameters reuse the compiled code."""
-    kernels = [fs._shared_chunk, fs._refine_chunk, fs._local_chunk, fs._count_chunk,
-               fs._observables_chunk]
+    kernels = [fs.stages.shared_chunk, fs.stages.refine_chunk, fs.stages.local_chunk,
+               fs.kernel.count_chunk, fs.kernel.observables_chunk]
     fs.free_energy(700, 1.0, 0.2, [0.3, 2.0])
     fs.spectrum(700, 1.0, 0.2)
     before = [k._cache_size() for k in kernels]

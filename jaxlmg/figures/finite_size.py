@@ -6,12 +6,20 @@ a. ``⟨Mz²⟩(T)`` at ``h = 1, K = 0.2`` (a second-order transition at ``h/2 =
    ``T_c ≈ 1.82``) for ``N = 50, 200, 1000`` from the exact spectrum, against the canonical mean
    field ``Mz²`` (:func:`jaxlmg.canonical`).
 b. ``|f_N - f_MF|`` against ``N`` at two points away from transitions, with a ``ln N / N`` guide.
-c. The finite-N microcanonical caloric curve ``T(ε)`` (:func:`jaxlmg.finite_size.entropy`) at
-   ``h = 1.9, K = 0.3``, where the canonical mean field jumps (first order, latent heat: the
-   horizontal segment) while ``T(ε)`` bends back inside the jump (negative specific heat).  The
-   mean-field microcanonical curve is overlaid when ``jaxlmg.microcanonical`` is available.
+c. The finite-N microcanonical caloric curve ``T(ε)`` at ``h = 1.9, K = 0.3`` for
+   ``N = 500, 1000, 2000`` from the exact levels below ``ε = -1.68``
+   (:func:`jaxlmg.finite_size.spectrum` with ``e_max``), converging to the mean-field
+   microcanonical curve (:func:`jaxlmg.microcanonical`), which bends back (negative specific
+   heat, ``-1.82 < ε < -1.80``) inside the canonical first-order jump (the canonical mean field's
+   horizontal segment).  Smooth estimate (:func:`smooth_beta`): ``β = d ln 𝒩/dE`` with ``𝒩(E)``
+   the number of states below ``E`` (each level counted ``g(S)`` times), differentiated after a
+   Gaussian smoothing of ``ln 𝒩`` over ``σ_E = 4`` in total energy (a few level spacings;
+   ``σ_ε = 4/N`` per spin).  ``ln 𝒩 = N σ(ε) + O(ln N)`` below the top of the entropy, so this
+   ``β`` tends to the microcanonical ``dσ/dε`` without the noise of bins whose count jumps
+   whenever a level of a much more degenerate sector enters.
 
-Computed on the fly (about 10 s of CPU); no sweep spec.
+Computed on the fly (the same CPU time as the binned panel it replaces: 34 s on a loaded 2-core
+VM, compilation included); no sweep spec.
 """
 
 from __future__ import annotations
@@ -20,9 +28,34 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot", "FILENAME"]
+__all__ = ["plot", "smooth_beta", "FILENAME"]
 
 FILENAME = "finite_size.png"
+
+
+def smooth_beta(energy, log_g, mask, N: int, eps, sigma_E: float = 4.0):
+    """Smooth finite-N microcanonical ``β(ε)`` from exact levels (panel c).
+
+    ``β = d ln 𝒩/dE`` with ``𝒩(E) = Σ_{E_i <= E} g_i`` the number of states below ``E``, after
+    convolving ``ln 𝒩`` with a normalized Gaussian of width ``sigma_E`` (total energy):
+    ``β(ε) = Σ_i Δ_i G(Nε - E_i) / ...``, ``Δ_i`` the jump of ``ln 𝒩`` at level ``i``.
+
+    Args:
+        energy, log_g, mask: a :class:`jaxlmg.finite_size.Spectrum`'s fields (1-D, one point);
+            the levels must include every level below ``max(eps) + 5 sigma_E / N``.
+        N: number of spins.
+        eps: energies per spin where ``β`` is wanted (1-D).
+        sigma_E: smoothing width in total energy (``> 0``).
+    Returns:
+        ``β`` at ``eps`` (inverse energy units), NumPy.
+    """
+    E, lg = np.asarray(energy)[mask], np.asarray(log_g)[mask]
+    order = np.argsort(E, kind="stable")
+    E, lg = E[order], lg[order]
+    ln_count = np.logaddexp.accumulate(lg)
+    jumps = np.diff(ln_count, prepend=ln_count[0])  # the first level: ln 𝒩 from -inf, left out
+    x = (N * np.asarray(eps)[:, None] - E[None, :]) / sigma_E
+    return np.exp(-0.5 * x * x) @ jumps / (np.sqrt(2.0 * np.pi) * sigma_E)
 
 
 def plot(out_dir) -> list[Path]:
@@ -64,20 +97,21 @@ def plot(out_dir) -> list[Path]:
 
     # (c) microcanonical caloric curve through a canonical first-order jump
     h, K = 1.9, 0.3
-    for N, w, c in ((400, 0.03, "C0"), (2000, 0.02, "C3")):
-        edges = np.arange(-1.93, -1.50, w)
-        dos = fs.entropy(N, h, K, edges)
-        ax_c.plot(np.asarray(dos.eps), np.asarray(dos.temperature), ".-", color=c, ms=4,
-                  label=f"N = {N}, microcanonical")
-    Tc = np.linspace(0.3, 2.0, 60)
+    eps = np.linspace(-1.90, -1.72, 181)
+    for N, c in ((500, "C0"), (1000, "C2"), (2000, "C3")):
+        sp = fs.spectrum(N, h, K, e_max=-1.68)
+        beta = smooth_beta(np.asarray(sp.energy), np.asarray(sp.log_g), np.asarray(sp.mask), N,
+                           eps, sigma_E=4.0)
+        ax_c.plot(eps, 1.0 / beta, color=c, lw=1.2, label=f"N = {N}")
+    mc = jl.microcanonical(h, K, eps)
+    ax_c.plot(eps, np.asarray(mc.temperature), "k--", lw=1.2, label="mean field, microcanonical")
+    Tc = np.linspace(0.8, 1.4, T.size)  # the shape of panel (a): no new compilation
     st = jl.canonical(h, K, Tc)
-    ax_c.plot(np.asarray(st.energy), Tc, "k-", lw=1, label="mean field, canonical")
-    if hasattr(jl, "microcanonical"):
-        eps = np.linspace(-1.9, -1.52, 200)
-        mc = jl.microcanonical(h, K, eps)
-        ax_c.plot(eps, np.asarray(mc.temperature), "k--", lw=1, label="mean field, microcanonical")
-    ax_c.set(xlabel=r"$\varepsilon = E/N$ / J", ylabel="T / J", ylim=(0.6, 1.8),
-             title=f"(c) caloric curve, h = {h:g} J, K = {K:g} J")
+    ax_c.plot(np.asarray(st.energy), Tc, "k-", lw=0.8, alpha=0.5, label="mean field, canonical")
+    ax_c.set(xlabel=r"$\varepsilon = E/N$ / J", ylabel=r"T / J", xlim=(eps[0], eps[-1]),
+             ylim=(0.85, 1.3), title=f"(c) caloric curve, h = {h:g} J, K = {K:g} J")
+    ax_c.text(0.98, 0.03, r"$\beta = d\ln\mathcal{N}/dE$, Gaussian-smoothed, $\sigma_E = 4$",
+              transform=ax_c.transAxes, ha="right", va="bottom", fontsize=8)
     ax_c.legend(frameon=False, fontsize=8, loc="upper left")
 
     path = out / FILENAME
