@@ -298,7 +298,8 @@ def stationarity(model: CollectiveSpinModel, couplings, h, T, b):
 
 
 def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N_SCAN,
-                      max_roots: int = 4, max_rounds: int = 48) -> StationaryPoints:
+                      max_roots: int = 4, max_rounds: int = 48,
+                      minima_only: bool = False) -> StationaryPoints:
     """All stationary points (minima and maxima) of the reduced canonical landscape, certified.
 
     Nodes: the global scan :func:`scan_fields` (dense near ``Mz = 0``) plus, for Z₂ models, a
@@ -312,7 +313,9 @@ def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int =
     Args:
         model, couplings, h, T: scalars (``T >= 0``, ``h >= 0``).
         n_scan: scan nodes; max_roots: slots for roots besides the paramagnet; max_rounds:
-            bisection rounds of the certified search (``certified`` is ``False`` if they ran out).
+            bisection rounds of the certified search (``certified`` is ``False`` if they ran out);
+            minima_only: polish only (the first two) minima, the other slots keep the regula
+            falsi point of their bracket (what the canonical engine needs).
     Returns:
         :class:`StationaryPoints` with ``max_roots`` (+1 for Z₂ models) slots.
     """
@@ -398,7 +401,23 @@ def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int =
                             converged_extra=mag_change)
         return b, ok | ~resolved
 
-    b, conv = jax.vmap(polish)(br.lo, br.hi, br.g_lo, br.g_hi, br.kind)
+    if minima_only:
+        # Newton only on (up to) the first 2 (Z2) or 3 minima; the other slots keep their bracket's
+        # regula falsi point (unused by the canonical engine).
+        n_pick = 2 if z2 else 3
+        pick = jnp.nonzero(br.kind == RISING, size=n_pick, fill_value=max_roots)[0]
+        take = lambda x: jnp.concatenate([x, x[:1]])[pick]  # noqa: E731  (fill: a dummy slot)
+        kind2 = jnp.where(pick < max_roots, take(br.kind), -2)
+        b2, conv2 = jax.vmap(polish)(take(br.lo), take(br.hi), take(br.g_lo), take(br.g_hi), kind2)
+        b0, _ = jax.vmap(lambda lo, hi, glo, ghi, k: (jnp.clip(
+            lo + glo * (hi - lo) / jnp.where(glo != ghi, glo - ghi, 1.0), lo, hi), k))(
+            br.lo, br.hi, br.g_lo, br.g_hi, br.kind)
+        b = jnp.concatenate([b0, b0[:1]]).at[pick].set(b2)[:max_roots]
+        # an unpolished minimum (a third one) is not converged: if it is the lowest, say so
+        conv = jnp.concatenate([br.kind != RISING, jnp.ones((1,), bool)])
+        conv = conv.at[pick].set(conv2)[:max_roots]
+    else:
+        b, conv = jax.vmap(polish)(br.lo, br.hi, br.g_lo, br.g_hi, br.kind)
     kind = br.kind
     if z2:
         para_kind = jnp.where(gfun_z2(jnp.zeros_like(h))[0] >= 0, RISING, FALLING)
@@ -431,7 +450,8 @@ def canonical_point_flagged(model: CollectiveSpinModel, couplings, h, T, n_scan:
     # The search sees no tangents (its loops are never differentiated); derivatives come from
     # the implicit function theorem on the stationarity condition.
     sg = jax.lax.stop_gradient
-    sp = stationary_points(model, sg(couplings), sg(h), sg(T), n_scan, max_rounds=max_rounds)
+    sp = stationary_points(model, sg(couplings), sg(h), sg(T), n_scan, max_rounds=max_rounds,
+                           minima_only=True)
     is_min = sp.kind == RISING
     F = jnp.where(is_min | (sp.kind == UNRESOLVED), sp.F, jnp.inf)
     if model.z2_symmetric:
