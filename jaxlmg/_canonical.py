@@ -515,7 +515,7 @@ def _canonical_kernel(couplings, h, T, *, model, n_scan, max_rounds):
 
 def canonical_state(model: CollectiveSpinModel, couplings, h, T, *,
                     n_scan: int = N_SCAN) -> CanonicalState:
-    """Canonical equilibrium of any :class:`~jaxlmg.models.CollectiveSpinModel` on a broadcast grid.
+    """Canonical equilibrium of any collective-spin model on a broadcast grid.
 
     The global minimum of eq. (19) (with ``u`` the model's interaction), over the certified
     stationary points of the exactly reduced landscape (see the module docstring).  Differentiable
