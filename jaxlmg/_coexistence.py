@@ -173,7 +173,9 @@ def first_order_field_state(model: CollectiveSpinModel, couplings, T):
     Returns:
         ``h1`` with the broadcast shape (energy units); NaN where the transition along ``h`` is
         continuous (within ~1e-9 of a tricritical point the two are not distinguished) or
-        absent (use :func:`coexistence_state` for the status).
+        absent (use :func:`coexistence_state` for the status).  The high-field state must be
+        the (quasi-)paramagnet ``Mz = 0`` (``u'(0) = 0``): a transition between two ordered
+        minima (a longitudinal field) is not bracketed yet and gives NaN.
     """
     return batched(_first_order_kernel, (couplings, T), static=(("model", model),))
 

@@ -97,15 +97,15 @@ def test_order_parameter_below_the_critical_field_to_1e_8():
 @pytest.mark.parametrize("p, h1, mz", [(3, 3 * np.sqrt(3) / 4, np.sqrt(3) / 2),
                                        (4, 32 / 27, np.sqrt(8 / 9))])
 def test_pspin_ground_state_first_order_field(p, h1, mz):
-    model, c = jl.PSpin(p), jl.PSpinCouplings(1.0)
-    assert float(jl.first_order_field_state(model, c, 0.0)) == pytest.approx(h1, abs=1e-12)
-    co = jl.coexistence_state(model, c, 0.0)
+    model = jl.PSpin(p)
+    # (J = 2 too: the field scales with the coupling)
+    h = np.asarray(jl.first_order_field_state(model, jl.PSpinCouplings(np.array([1.0, 2.0])), 0.0))
+    np.testing.assert_allclose(h, [h1, 2 * h1], rtol=0, atol=1e-12)
+    co = jl.coexistence_state(model, jl.PSpinCouplings(1.0), 0.0)
     assert int(co.status) == jl.Status.OK
+    assert float(co.h) == pytest.approx(h1, abs=1e-12)
     assert float(co.Mz) == pytest.approx(mz, abs=1e-10)
     assert float(co.Mz_para) == 0.0
-    # twice J: the field scales with the coupling
-    assert float(jl.first_order_field_state(model, jl.PSpinCouplings(2.0), 0.0)) == pytest.approx(
-        2 * h1, abs=1e-12)
 
 
 def _entropy(s):
@@ -155,8 +155,6 @@ def test_pspin2_is_lmg4_without_the_four_spin_term():
     # no tricritical point at K = 0: b4 > 0 on the whole line (even varying J)
     tc = jl.tricritical_state(jl.PSpin(2), jl.PSpinCouplings(1.0), np.array([0.3, 1.0]), "J")
     assert np.all(np.asarray(tc.status) == jl.Status.NO_TRANSITION)
-    assert np.all(np.isnan(np.asarray(jl.first_order_field_state(
-        jl.PSpin(2), jl.PSpinCouplings(1.0), np.array([0.0, 0.5])))))
     h, t, J = rng.uniform(0, 2.5, 40), rng.uniform(0, 2.2, 40), rng.uniform(0.3, 1.5, 40)
     ps = jl.canonical_state(jl.PSpin(2), jl.PSpinCouplings(J), h, t)
     lm = jl.canonical(h, 0.0, t, J)
