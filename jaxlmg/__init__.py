@@ -15,6 +15,12 @@ from ._canonical import GroundState as GroundState  # noqa: E402
 from ._canonical import canonical as canonical  # noqa: E402
 from ._canonical import canonical_state as canonical_state  # noqa: E402
 from ._canonical import ground_state as ground_state  # noqa: E402
+from ._coexistence import coexistence_state as coexistence_state  # noqa: E402
+from ._coexistence import first_order_field_state as first_order_field_state  # noqa: E402
+from ._critical import CriticalField as CriticalField  # noqa: E402
+from ._critical import critical_field_state as critical_field_state  # noqa: E402
+from ._critical import landau_coefficients_state as landau_coefficients_state  # noqa: E402
+from ._critical import tricritical_state as tricritical_state  # noqa: E402
 from ._inequivalence import Agreement as Agreement  # noqa: E402
 from ._inequivalence import EnsembleAgreement as EnsembleAgreement  # noqa: E402
 from ._inequivalence import EntropyCurve as EntropyCurve  # noqa: E402

@@ -27,7 +27,9 @@ def test_critical_field_matches_independent_root():
         # 1e-12 relative: the root is well conditioned away from T -> 2J.
         np.testing.assert_allclose(hc, ref, rtol=1e-12)
     assert np.asarray(jl.critical_field(0.0)) == 2.0
-    assert np.all(np.isnan(np.asarray(jl.critical_field(np.array([2.0, 3.0])))))
+    # T = 2J is the closed end of the line (its limit, 0); above it there is none.
+    assert np.asarray(jl.critical_field(2.0)) == 0.0
+    assert np.all(np.isnan(np.asarray(jl.critical_field(np.array([2.0 + 1e-12, 3.0])))))
 
 
 @pytest.mark.parametrize("ensemble", ["canonical", "microcanonical"])
@@ -40,7 +42,7 @@ def test_tricritical_points_zero_both_landau_coefficients(ensemble):
     t0 = jl.tricritical(0.0, ensemble)
     assert float(t0.h) == pytest.approx(2.0, abs=1e-14)
     assert float(t0.K) == pytest.approx(0.25, abs=1e-14)
-    bad = jl.tricritical(np.array([2.0, 2.5]), ensemble)
+    bad = jl.tricritical(np.array([2.0 + 1e-12, 2.5]), ensemble)
     assert np.all(np.isnan(np.asarray(bad.K)))
     assert np.all(np.asarray(bad.status) == jl.Status.NO_TRANSITION)
 

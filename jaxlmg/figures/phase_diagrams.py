@@ -4,11 +4,10 @@ Data: the sweeps ``sweeps/fig1_ground_state.toml`` and ``sweeps/fig2_canonical_h
 order parameter ``Mz``, the number of local minima ``n_minima`` and ``status`` on the grid).
 Lines:
 
-* second-order line ``h_c(T)``: the exact root of ``h/(2J) = tanh(h/T)`` (eq. 25; ``2J`` at
-  ``T = 0``), drawn for ``K`` below the tricritical ``K``;
-* tricritical point: ``b2 = b4 = 0`` with eq. (29) at the exact ``s0 = tanh(h_c/T)``, i.e.
-  ``K_tcp = [h s0/8 - h^2 (1 - s0^2)/(8T)] / s0^4`` (``(2J, J/4)`` at ``T = 0``, ``(0, J/6)`` at
-  ``T = 2J``);
+* second-order line ``h_c(T)``: :func:`jaxlmg.critical_field`, the exact root of
+  ``h/(2J) = tanh(h/T)`` (eq. 25; ``2J`` at ``T = 0``), drawn for ``K`` below the tricritical ``K``;
+* tricritical point: :func:`jaxlmg.tricritical` (``b2 = b4 = 0``; ``(2J, J/4)`` at ``T = 0``,
+  ``(0, J/6)`` at ``T = 2J``);
 * first-order line: ``jaxlmg.first_order_field(K, T)`` (exact coexistence) where the core
   provides it, and, always, the jump of the order parameter in the sweep data (dots) as an
   independent check; Fig. 1 also shows the paper's near-tricritical expansion, eq. (18).
@@ -37,34 +36,21 @@ N_EXACT = 48  # K values at which the exact first-order field is evaluated (one 
 
 
 def critical_field(T: float, J: float = 1.0) -> float:
-    """Exact second-order field: root of ``h coth(h/T) = 2J`` (eq. 25); ``2J`` at ``T = 0``,
-    NaN for ``T >= 2J`` (no line at ``h > 0``)."""
-    if T == 0:
-        return 2.0 * J
-    if T >= 2.0 * J:
-        return float("nan")
-    lo, hi = 0.0, 2.0 * J
-    for _ in range(200):  # bisection: h coth(h/T) increases from T to ~h
-        mid = 0.5 * (lo + hi)
-        if mid / np.tanh(mid / T) < 2.0 * J:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    """Exact second-order field (eq. 25) from the core, :func:`jaxlmg.critical_field`:
+    ``2J`` at ``T = 0``, ``0`` at ``T = 2J``, NaN above."""
+    import jaxlmg
+
+    return float(jaxlmg.critical_field(T, J))
 
 
 def tricritical_K(T: float, J: float = 1.0) -> tuple[float, float]:
-    """Canonical tricritical point ``(h, K)`` at temperature ``T`` (``b2 = b4 = 0``, eq. 29 exact
-    on the critical line); ``(0, T/12)`` at ``T = 2J``; NaN above."""
-    if T == 0:
-        return 2.0 * J, 0.25 * J
-    if T == 2.0 * J:
-        return 0.0, T / 12.0  # h -> 0 limit of the formula below (classical, K = J/6)
-    h = critical_field(T, J)
-    if not np.isfinite(h):
-        return float("nan"), float("nan")
-    s0 = np.tanh(h / T)
-    return h, (h * s0 / 8.0 - h * h * (1.0 - s0 * s0) / (8.0 * T)) / s0**4
+    """Canonical tricritical point ``(h, K)`` at temperature ``T`` from the core,
+    :func:`jaxlmg.tricritical` (``(2J, J/4)`` at ``T = 0``, ``(0, J/6)`` at ``T = 2J``, NaN
+    above)."""
+    import jaxlmg
+
+    tc = jaxlmg.tricritical(T, "canonical", J)
+    return float(tc.h), float(tc.K)
 
 
 def jump_line(Mz: np.ndarray, h: np.ndarray, K: np.ndarray, *, threshold: float = 0.02,
@@ -89,12 +75,10 @@ def jump_line(Mz: np.ndarray, h: np.ndarray, K: np.ndarray, *, threshold: float 
 
 
 def _exact_first_order(K: np.ndarray, T: np.ndarray) -> np.ndarray | None:
-    """``jaxlmg.first_order_field`` at the points ``(K, T)`` (one call), or ``None`` if the core
-    has no such function or it fails (the figure then shows the data line only)."""
+    """``jaxlmg.first_order_field`` at the points ``(K, T)`` (one call), or ``None`` if it fails
+    (the figure then shows the data line only)."""
     import jaxlmg
 
-    if not hasattr(jaxlmg, "first_order_field"):
-        return None
     try:
         return np.asarray(jaxlmg.first_order_field(K, T, 1.0), dtype=float)
     except Exception as e:  # noqa: BLE001 - a figure must not die of a core bug; say it loudly
