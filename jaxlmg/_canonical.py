@@ -587,6 +587,3 @@ def ground_state(h, K, J=1.0, *, n_scan: int = N_SCAN) -> GroundState:
     st = canonical_state(LMG4(), LMGCouplings(J, K), h, jnp.zeros_like(h), n_scan=n_scan)
     return GroundState(s=st.s, mz=st.mz, Mz=st.Mz, Mx=st.Mx, energy=st.energy, status=st.status)
 
-
-# Temporary alias for the microcanonical modules until they move to ``_validate.as_precision``.
-_precision = as_precision

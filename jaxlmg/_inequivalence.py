@@ -26,7 +26,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._canonical import _precision
 from ._microcanonical import N_EPS, N_SCAN, _broadcast_flat, microcanonical
 from ._microcanonical_transitions import (
     MicrocanonicalTransition,
@@ -36,7 +35,7 @@ from ._microcanonical_transitions import (
     microcanonical_first_order,
 )
 from ._status import Status
-from ._validate import check
+from ._validate import as_precision, check
 from .models import LMG4, LMGCouplings
 
 __all__ = ["Agreement", "EnsembleAgreement", "EntropyCurve", "ensemble_agreement",
@@ -145,7 +144,7 @@ def ensemble_agreement(h, K, T, J=1.0, *, max_solutions: int = 3, n_eps: int = N
     check("h", h, lower=0.0)
     check("K", K, lower=0.0)
     check("T", T, lower=0.0)
-    h, K, T, J = _precision("float64", h, K, T, J)
+    h, K, T, J = as_precision("float64", h, K, T, J)
     model = LMG4()
     c, (h, T), shape = _broadcast_flat(LMGCouplings(J, K), h, T)
     an = analysis(model, c, h, T, max_solutions=max_solutions, n_eps=n_eps, n_scan=n_scan)

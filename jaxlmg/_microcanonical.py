@@ -45,10 +45,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._canonical import _discrete_minima, _parabola_vertex, _precision, minimize_1d
+from ._canonical import _discrete_minima, _parabola_vertex, minimize_1d
 from ._model import entropy
 from ._status import Status
-from ._validate import check, is_traced
+from ._validate import as_precision, check, is_traced
 from .models import LMG4, CollectiveSpinModel, LMGCouplings
 
 __all__ = [
@@ -744,7 +744,7 @@ def microcanonical(h, K, eps, J=1.0, *, precision: str = "float64",
     check("h", h, lower=0.0)
     check("K", K, lower=0.0)
     check("eps", eps)
-    h, K, eps, J = _precision(precision, h, K, eps, J)
+    h, K, eps, J = as_precision(precision, h, K, eps, J)
     return microcanonical_state(LMG4(), LMGCouplings(J, K), h, eps, n_scan=n_scan)
 
 
@@ -774,7 +774,7 @@ def energy_range(h, K, J=1.0) -> EnergyRange:
     check("J", J, lower=0.0, strict=True)
     check("h", h, lower=0.0)
     check("K", K, lower=0.0)
-    h, K, J = _precision("float64", h, K, J)
+    h, K, J = as_precision("float64", h, K, J)
     return energy_range_state(LMG4(), LMGCouplings(J, K), h)
 
 

@@ -32,7 +32,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._canonical import _precision
 from ._microcanonical import (
     N_EPS,
     N_SCAN,
@@ -50,7 +49,7 @@ from ._microcanonical import (
 )
 from ._model import entropy
 from ._status import Status
-from ._validate import check
+from ._validate import as_precision, check
 from .models import LMG4, CollectiveSpinModel, LMGCouplings
 
 __all__ = [
@@ -425,7 +424,7 @@ def microcanonical_at_temperature(h, K, T, J=1.0, *, max_solutions: int = 3, n_e
     check("h", h, lower=0.0)
     check("K", K, lower=0.0)
     check("T", T)
-    h, K, T, J = _precision("float64", h, K, T, J)
+    h, K, T, J = as_precision("float64", h, K, T, J)
     return microcanonical_temperature_state(LMG4(), LMGCouplings(J, K), h, T,
                                             max_solutions=max_solutions, n_eps=n_eps,
                                             n_scan=n_scan)
@@ -486,6 +485,6 @@ def microcanonical_first_order(h, K, J=1.0, *, n_eps: int = N_EPS,
     check("J", J, lower=0.0, strict=True)
     check("h", h, lower=0.0)
     check("K", K, lower=0.0)
-    h, K, J = _precision("float64", h, K, J)
+    h, K, J = as_precision("float64", h, K, J)
     return microcanonical_first_order_state(LMG4(), LMGCouplings(J, K), h, n_eps=n_eps,
                                             n_scan=n_scan)
