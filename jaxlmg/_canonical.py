@@ -193,7 +193,7 @@ def minimize_1d(F, b0, lo, hi, n_iter: int = N_NEWTON, observable=None, active=T
     return b, converged(b, db, g)
 
 
-def _discrete_minima(Fs, symmetric: bool):
+def discrete_minima(Fs, symmetric: bool):
     """Mask of the discrete local minima of a scan (ties resolved so that a plateau counts once)."""
     inf = jnp.full((1,), jnp.inf, Fs.dtype)
     left = jnp.concatenate([Fs[1:2] if symmetric else inf, Fs[:-1]])
@@ -204,7 +204,7 @@ def _discrete_minima(Fs, symmetric: bool):
     return (Fs <= left) & (Fs < right)
 
 
-def _parabola_vertex(bs, Fs, idx, fallback):
+def parabola_vertex(bs, Fs, idx, fallback):
     """Vertex of the parabola through the scan points ``idx - 1, idx, idx + 1`` (``fallback``
     where it is not a convex parabola or ``idx`` is at an end of the scan)."""
     n = bs.shape[0]

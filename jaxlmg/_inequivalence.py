@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._microcanonical import N_EPS, N_SCAN, _broadcast_flat, microcanonical
+from ._batch import broadcast_flat
+from ._microcanonical import N_EPS, N_SCAN, microcanonical
 from ._microcanonical_transitions import (
     MicrocanonicalTransition,
     TemperatureSolutions,
@@ -146,7 +147,7 @@ def ensemble_agreement(h, K, T, J=1.0, *, max_solutions: int = 3, n_eps: int = N
     check("T", T, lower=0.0)
     h, K, T, J = as_precision("float64", h, K, T, J)
     model = LMG4()
-    c, (h, T), shape = _broadcast_flat(LMGCouplings(J, K), h, T)
+    (c, h, T), shape = broadcast_flat((LMGCouplings(J, K), h, T))
     an = analysis(model, c, h, T, max_solutions=max_solutions, n_eps=n_eps, n_scan=n_scan)
     leaves, treedef = jax.tree_util.tree_flatten(c)
     fo = _transitions_flat(model, treedef, h, tuple(leaves), an.coexistence, an.rng_status)

@@ -45,7 +45,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._canonical import _discrete_minima, _parabola_vertex, minimize_1d
+from ._batch import broadcast_flat
+from ._canonical import discrete_minima, minimize_1d, parabola_vertex
 from ._model import entropy
 from ._status import Status
 from ._validate import as_precision, check, is_traced
@@ -325,7 +326,7 @@ def _global_minimum(F, xs, n_iter: int, landau: _Landau | None = None) -> _Globa
     """
     z2 = landau is not None
     Fs = jax.vmap(F)(xs)
-    is_min = _discrete_minima(Fs, z2)
+    is_min = discrete_minima(Fs, z2)
     n = xs.shape[0]
     lo_b = xs[jnp.maximum(jnp.arange(n) - 1, 0)]
     hi_b = xs[jnp.minimum(jnp.arange(n) + 1, n - 1)]
@@ -337,7 +338,7 @@ def _global_minimum(F, xs, n_iter: int, landau: _Landau | None = None) -> _Globa
         hi_b = hi_b.at[0].set(jnp.where(stable0, 0.0, xs[1]))
     score = jnp.where(is_min, Fs, jnp.inf)
     _, idx = jax.lax.top_k(-score, 2)
-    x0 = jnp.clip(_parabola_vertex(xs, Fs, idx, x0s[idx]), lo_b[idx], hi_b[idx])
+    x0 = jnp.clip(parabola_vertex(xs, Fs, idx, x0s[idx]), lo_b[idx], hi_b[idx])
     if z2:
         x0 = jnp.where(landau.valid & (xs[idx] == landau.x), landau.x, x0)
     x_star, ok = jax.vmap(lambda x0, lo, hi: minimize_1d(F, x0, lo, hi, n_iter))(
@@ -570,19 +571,6 @@ def energy_scan(model, couplings, h, n_eps: int, n_scan: int = N_SCAN) -> Energy
 # --------------------------------------------------------------------------- batched entry points
 
 
-def _broadcast_flat(couplings, *args):
-    """Broadcast a couplings pytree and arrays to one shape; flatten.  Returns (c, flat, shape)."""
-    leaves, treedef = jax.tree_util.tree_flatten(couplings)
-    arrays = [jnp.asarray(x) for x in (*leaves, *args)]
-    dtype = jnp.result_type(*arrays)
-    dtype = dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float)
-    arrays = jnp.broadcast_arrays(*[a.astype(dtype) for a in arrays])
-    shape = arrays[0].shape
-    flat = [a.reshape(-1) for a in arrays]
-    c = jax.tree_util.tree_unflatten(treedef, flat[: len(leaves)])
-    return c, flat[len(leaves):], shape
-
-
 def call_compiled(jitted, *args, **static):
     """``jitted(*args, **static)`` (``static``: its static arguments, by keyword).
 
@@ -635,7 +623,7 @@ def microcanonical_state(model: CollectiveSpinModel, couplings, h, eps, *, n_sca
         Differentiable (``jax.grad``/``jvp``) in ``couplings``, ``h``, ``eps`` by the implicit
         function theorem; a derivative reuses the compiled solve and compiles only the closed forms.
     """
-    c, (h, eps), shape = _broadcast_flat(couplings, h, eps)
+    (c, h, eps), shape = broadcast_flat((couplings, h, eps))
     leaves, treedef = jax.tree_util.tree_flatten(c)
     out = _microcanonical_diff(model, treedef, n_scan, batch_size, h, eps, tuple(leaves))
     return jax.tree_util.tree_map(lambda x: x.reshape(shape), out)
@@ -759,7 +747,7 @@ def energy_range_state(model: CollectiveSpinModel, couplings, h) -> EnergyRange:
     Args: as :func:`microcanonical_state` without ``eps``.  Returns :class:`EnergyRange` of the
     broadcast shape of ``(couplings..., h)``.
     """
-    c, (h,), shape = _broadcast_flat(couplings, h)
+    (c, h), shape = broadcast_flat((couplings, h))
     out = _energy_range_flat(model, c, h)
     return jax.tree_util.tree_map(lambda x: x.reshape(shape), out)
 

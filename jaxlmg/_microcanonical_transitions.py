@@ -32,12 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._batch import broadcast_flat
 from ._microcanonical import (
     N_EPS,
     N_SCAN,
     EnergyScan,
     MicrocanonicalState,
-    _broadcast_flat,
     _observables,
     _repeat,
     _root_1d,
@@ -388,7 +388,7 @@ def microcanonical_temperature_state(model: CollectiveSpinModel, couplings, h, T
         raise ValueError(f"max_solutions must be >= 1, got {max_solutions}")
     if n_eps < 16:
         raise ValueError(f"n_eps must be >= 16, got {n_eps}")
-    c, (h, T), shape = _broadcast_flat(couplings, h, T)
+    (c, h, T), shape = broadcast_flat((couplings, h, T))
     out = analysis(model, c, h, T, max_solutions=max_solutions, n_eps=n_eps,
                    n_scan=n_scan).solutions
     return jax.tree_util.tree_map(lambda x: x.reshape(shape + x.shape[1:]), out)
@@ -435,7 +435,7 @@ def microcanonical_first_order_state(model: CollectiveSpinModel, couplings, h, *
                                      n_scan: int = N_SCAN) -> MicrocanonicalTransition:
     """MCE first-order transition of any :class:`CollectiveSpinModel` (see
     :func:`microcanonical_first_order`); ``couplings`` and ``h`` broadcast."""
-    c, (h,), shape = _broadcast_flat(couplings, h)
+    (c, h), shape = broadcast_flat((couplings, h))
     leaves, treedef = jax.tree_util.tree_flatten(c)
     out = _first_order_diff(model, treedef, n_eps, n_scan, h, tuple(leaves))
     return jax.tree_util.tree_map(lambda x: x.reshape(shape), out)
