@@ -33,8 +33,8 @@ from ._search import (
     UNRESOLVED,
     Node,
     certified_brackets,
-    monotone_lipschitz_excludes,
     newton_root,
+    slope_excludes,
 )
 from ._status import Status
 from ._validate import as_precision, check
@@ -42,7 +42,6 @@ from .models import (
     LMG4,
     CollectiveSpinModel,
     LMGCouplings,
-    curvature_bound,
     interaction_derivative,
     quartic_bound,
 )
@@ -289,12 +288,19 @@ def stationarity(model: CollectiveSpinModel, couplings, h, T, b):
     T_safe = jnp.where(hot, T, 1.0)
     r_safe = jnp.where(r > 0, r, 1.0)
     # Mz/b = tanh(r/T)/r (-> 1/T at r = 0; 1/r at T = 0), decreasing in |b|
-    chi = jnp.where(hot, jnp.where(r > 0, jnp.tanh(r / T_safe) / r_safe, 1.0 / T_safe),
-                    1.0 / r_safe)
+    chi = jnp.where(r > 0, st.s / r_safe, jnp.where(hot, 1.0 / T_safe, 1.0))
+    upp = interaction_derivative(model, couplings, st.Mz, 2)
+    # dMz/db = χ h²/r² + (b²/r²) sech²(r/T)/T (both terms >= 0; 1/T at r = 0, h²/r³ at T = 0);
+    # Mz(b) is concave on b >= 0 (r² d/dr[tanh(r/T)/r] decreases), so this decreases in |b|.
+    x = r / T_safe
+    q = jnp.exp(-2.0 * x)
+    sech2 = 4.0 * q / ((1.0 + q) * (1.0 + q))
+    frac_h = jnp.where(r > 0, (h / r_safe) ** 2, 1.0)
+    dMz = chi * frac_h + jnp.where(hot, (1.0 - frac_h) * sech2 / T_safe, 0.0)
     if not model.z2_symmetric:
-        return b + up, (b, up, st.Mz, chi, up)
+        return b + up, (b, up, st.Mz, chi, up, upp, dMz)
     a = _ratio(model, couplings, st.Mz)
-    return 1.0 + a * chi, (b, up, st.Mz, chi, a)
+    return 1.0 + a * chi, (b, up, st.Mz, chi, a, upp, dMz)
 
 
 def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N_SCAN,
@@ -330,40 +336,58 @@ def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int =
         # the middle interval, where the sign change brackets it.
         nodes = jnp.concatenate([bs[: n_scan - 1], bs[n_scan:]])
 
-    def local_curvature(a: Node, c: Node):
-        return curvature_bound(model, couplings, jnp.maximum(jnp.abs(a.aux[2]), jnp.abs(c.aux[2])))
-
-    # g = b + u'(Mz): b is monotone, u' is Lipschitz in Mz (monotone in b) with the local
-    # curvature bound of the model.
-    excl = monotone_lipschitz_excludes(lambda n: n.aux[0], lambda n: n.aux[1],
-                                       lambda n: n.aux[2], local_curvature)
     upp0 = interaction_derivative(model, couplings, jnp.zeros_like(h), 2)
-    slope = quartic_bound(model, couplings) / 6.0
-    tol = 8 * jnp.finfo(h.dtype).eps * (1.0 + jnp.abs(upp0))
+    eps = jnp.finfo(h.dtype).eps
 
     if z2:
         # ρ(0) has the sign of the stiffness.  Within rounding of a critical point the sign of ρ
         # at small b is rounding noise: there the next Landau order decides, read off ρ at a
         # probe field (|Mz| ~ 1e-3) for every node below it.
         rho0, aux0 = gfun(jnp.zeros_like(h))
-        noise = 16 * jnp.finfo(h.dtype).eps * (1.0 + jnp.abs(upp0) * aux0[3])
+        noise = 16 * eps * (1.0 + jnp.abs(upp0) * aux0[3])
         b_probe = 1e-3 * nodes[-1]
         critical = jnp.abs(rho0) <= noise
         probe = gfun(b_probe)[0]
 
+    # Mean-value exclusion of g = b + u'(Mz) (:func:`jaxlmg._search.slope_excludes`), with the
+    # enclosure g' = 1 + u''(Mz) dMz/db: dMz/db > 0 is monotone on each side of b = 0 (Mz is
+    # concave on b >= 0), and u'' is Lipschitz in Mz, |u'''(t)| <= |u'''(0)| + max|u⁗| |t|.
+    # Second-order sharp: only intervals next to a double root (a spinodal) or a critical point
+    # stay uncertain.
+    u3_0 = jnp.abs(interaction_derivative(model, couplings, jnp.zeros_like(h), 3))
+    quart = quartic_bound(model, couplings)
+    slope = quart / 6.0
+    tol = 8 * eps * (1.0 + jnp.abs(upp0))
+
+    def mean_value(a: Node, c: Node):
+        ma, mc = a.aux[2], c.aux[2]
+        L3 = u3_0 + quart * jnp.maximum(jnp.abs(ma), jnp.abs(mc))
+        mean = 0.5 * (a.aux[5] + c.aux[5])
+        half = 0.5 * L3 * jnp.abs(mc - ma) + 1e-13 * (1.0 + jnp.abs(mean))
+        u_lo, u_hi = mean - half, mean + half
+        p_lo, p_hi = jnp.minimum(a.aux[6], c.aux[6]), jnp.maximum(a.aux[6], c.aux[6])
+        d_lo = 1.0 + u_lo * jnp.where(u_lo < 0, p_hi, p_lo)
+        d_hi = 1.0 + u_hi * jnp.where(u_hi > 0, p_hi, p_lo)
+        ok = ((a.x >= 0) | (c.x <= 0)) & jnp.isfinite(d_lo + d_hi)
+        ga, gc = a.aux[0] + a.aux[1], c.aux[0] + c.aux[1]
+        margin = 64 * eps * (jnp.abs(a.aux[0]) + jnp.abs(a.aux[1]) + jnp.abs(c.aux[0])
+                             + jnp.abs(c.aux[1]))
+        return ok & slope_excludes(ga, gc, c.x - a.x, d_lo, d_hi, margin)
+
     def excludes(a: Node, c: Node):
-        out = excl(a, c)
+        out = mean_value(a, c)
         if z2:
             # ρ = 1 + u''(0) χ(b) + d(y) χ(b), d = u'(Mz)/Mz - u''(0), y = Mz²: χ(b) > 0 is
-            # monotone and d is Lipschitz in y with constant max|u⁗|/6, an enclosure that stays
-            # sharp near the paramagnet (where the Lipschitz form of g is loose on the geometric
-            # grid).  (0, b_min] is decided by the stiffness alone.
+            # decreasing and d is Lipschitz in y with constant max|u⁗|/6, an enclosure that stays
+            # sharp near the paramagnet and a critical line.  (0, b_min] is decided by the
+            # stiffness alone.
             Ma, Mc = 1.0 + upp0 * a.aux[3], 1.0 + upp0 * c.aux[3]
             da, dc = a.aux[4] - upp0, c.aux[4] - upp0
             half = 0.5 * slope * jnp.abs(c.aux[2] ** 2 - a.aux[2] ** 2) + tol
             d_lo, d_hi = 0.5 * (da + dc) - half, 0.5 * (da + dc) + half
-            prods = jnp.stack([d_lo * a.aux[3], d_lo * c.aux[3], d_hi * a.aux[3], d_hi * c.aux[3]])
-            p_lo, p_hi = jnp.min(prods), jnp.max(prods)
+            x_lo, x_hi = jnp.minimum(a.aux[3], c.aux[3]), jnp.maximum(a.aux[3], c.aux[3])
+            p_lo = d_lo * jnp.where(d_lo < 0, x_hi, x_lo)
+            p_hi = d_hi * jnp.where(d_hi > 0, x_hi, x_lo)
             out = out | (jnp.minimum(Ma, Mc) + p_lo > 0) | (jnp.maximum(Ma, Mc) + p_hi < 0)
             out = out | (a.x == 0) | (critical & (c.x <= b_probe))
         return out
@@ -505,7 +529,7 @@ def _implicit_minimizer(model, couplings, h, T, b):
 
 #: Bisection rounds of the fast pass; points that need more (next to spinodals and tricritical
 #: points) are recomputed with the full budget (``_batch.flat_kernel``'s ``escalate``).
-FAST_ROUNDS = 4
+FAST_ROUNDS = 0
 FULL_ROUNDS = 48
 
 

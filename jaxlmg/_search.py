@@ -8,9 +8,9 @@ its states are the roots of a smooth scalar residual ``g`` (a stationarity condi
 **Certified search** (:func:`certified_brackets`).  ``g`` is evaluated on caller-given nodes.  An
 interval whose ends have opposite signs holds a root; an interval whose ends have the same sign is
 *excluded* when the caller's ``excludes(a, c)`` proves, from the data at its two ends, that ``g``
-cannot vanish inside (for the collective-spin landscapes: ``g = monotone part + Lipschitz part``,
-the Lipschitz constant coming from the model's curvature bound, see
-:func:`monotone_lipschitz_excludes`).  Intervals that are neither are bisected, a few at a time,
+cannot vanish inside (for the collective-spin landscapes: a mean-value test with an enclosure of
+``g'`` from the model's derivative bounds, see :func:`slope_excludes`).  Intervals that are
+neither are bisected, a few at a time,
 until they are excluded, found to hold a sign change, or shorter than ``min_width`` (then they are
 returned as *unresolved* candidates: a double root, e.g. a spinodal, within rounding).  So no root
 is missed because it falls between scan points: either it is bracketed or the search says it could
@@ -31,7 +31,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Brackets", "Node", "certified_brackets", "monotone_lipschitz_excludes", "newton_root"]
+__all__ = ["Brackets", "Node", "certified_brackets", "newton_root",
+           "slope_excludes"]
 
 #: Kind of a bracket: the residual rises through its root (a minimum of the landscape whose
 #: derivative it is), falls (a maximum), or the bracket is an unresolved candidate (a double root).
@@ -74,24 +75,27 @@ class Brackets(NamedTuple):
     certified: Any
 
 
-def monotone_lipschitz_excludes(mono: Callable, lip: Callable, lip_coord: Callable,
-                                C: Callable) -> Callable:
-    """Exclusion test for ``g = M + L`` with ``M`` non-decreasing and ``L`` Lipschitz in a
-    coordinate ``y`` that is monotone along the interval.
+def slope_excludes(ga, gc, w, d_lo, d_hi, margin=0.0):
+    """Mean-value exclusion: ``g`` has no root on ``[a, a + w]`` given ``g(a) = ga``,
+    ``g(a + w) = gc`` of one sign and ``d_lo <= g' <= d_hi`` on the interval.
 
-    On ``[a, c]``: ``M ∈ [M(a), M(c)]`` and ``L >= (L(a) + L(c))/2 - C |y(c) - y(a)|/2`` (and
-    ``<=`` with ``+``), so ``g`` has no root there when ``M(a) + L̄ - C Δy/2 > 0`` or
-    ``M(c) + L̄ + C Δy/2 < 0``.  ``mono(node)``, ``lip(node)`` and ``lip_coord(node)`` read the
-    parts from a :class:`Node` (usually from its ``aux``); ``C(a, c)`` is a Lipschitz constant of
-    ``L`` in ``y`` valid on the interval.
+    For ``ga, gc > margin``: ``g(a + t) >= max(ga + d_lo t, gc - d_hi (w - t))``; the first line
+    stays above ``margin`` for ``t < (ga - margin)/max(-d_lo, 0)``, the second for
+    ``w - t < (gc - margin)/max(d_hi, 0)``, so ``g > margin`` on the whole interval when these
+    two reaches add up to more than ``w`` (written without division).  ``ga, gc < -margin``: the
+    mirror image.  Second-order sharp: the bound misses ``min |g|`` by ``O((d_hi - d_lo) w)``.
+    ``margin`` is the rounding level of ``g``.  Scalars.
     """
 
-    def excludes(a: Node, c: Node):
-        mean = 0.5 * (lip(a) + lip(c))
-        slack = 0.5 * C(a, c) * jnp.abs(lip_coord(c) - lip_coord(a))
-        return (mono(a) + mean - slack > 0) | (mono(c) + mean + slack < 0)
+    def clear(ga, gc, down, up):
+        # down = max(-g'_min, 0), up = max(g'_max, 0)
+        ra, rc = ga - margin, gc - margin
+        return (ra > 0) & (rc > 0) & (ra * up + rc * down > w * down * up)
 
-    return excludes
+    zero = jnp.zeros_like(d_lo)
+    pos = clear(ga, gc, jnp.maximum(-d_lo, zero), jnp.maximum(d_hi, zero))
+    neg = clear(-ga, -gc, jnp.maximum(d_hi, zero), jnp.maximum(-d_lo, zero))
+    return pos | neg
 
 
 def _tree_where(mask, x, y):
@@ -110,7 +114,7 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
     Args:
         gfun: ``x -> (g(x), aux)`` for a scalar ``x``.
         excludes: ``(Node, Node) -> bool``: ``True`` only if ``g`` certainly has no root between
-            the two nodes (see :func:`monotone_lipschitz_excludes`).
+            the two nodes (see :func:`slope_excludes`).
         nodes: ``(n,)`` increasing scan points.
         max_roots: slots of the result.
         capacity: intervals bisected per round (the cost of a round is ``capacity`` evaluations).
@@ -145,14 +149,21 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
              jnp.full((max_roots,), -2, jnp.int32), jnp.zeros((), jnp.int32))
 
     def append(lists, mask, a: Node, c: Node, kind):
+        # slot count + j takes the j-th interval of ``mask``: selects unrolled over the (short)
+        # list of intervals (a scatter, or a reduction over the intervals, is slow on a CPU
+        # under ``vmap``)
         lo, hi, glo, ghi, kd, count = lists
-        pos = jnp.where(mask, count + jnp.cumsum(mask) - 1, max_roots)  # max_roots: dropped
-        lo = lo.at[pos].set(a.x, mode="drop")
-        hi = hi.at[pos].set(c.x, mode="drop")
-        glo = glo.at[pos].set(a.g, mode="drop")
-        ghi = ghi.at[pos].set(c.g, mode="drop")
-        kd = kd.at[pos].set(kind, mode="drop")
-        return lo, hi, glo, ghi, kd, count + jnp.sum(mask, dtype=jnp.int32)
+        kind = jnp.broadcast_to(kind, mask.shape)
+        slot = jnp.arange(max_roots)
+        for i in range(mask.shape[0]):
+            hit = mask[i] & (slot == count)
+            lo = jnp.where(hit, a.x[i], lo)
+            hi = jnp.where(hit, c.x[i], hi)
+            glo = jnp.where(hit, a.g[i], glo)
+            ghi = jnp.where(hit, c.g[i], ghi)
+            kd = jnp.where(hit, kind[i], kd)
+            count = count + mask[i].astype(jnp.int32)
+        return lo, hi, glo, ghi, kd, count
 
     lists = append(lists, root, a, c, kind_of(a.g))
 
@@ -168,6 +179,11 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
         return (new, jax.tree_util.tree_map(put, a), jax.tree_util.tree_map(put, c),
                 jnp.sum(mask) > stack)
 
+    if max_rounds == 0:  # no refinement: certified only if nothing is uncertain
+        lo, hi, glo, ghi, kind, count = lists
+        certified = ~jnp.any(uncertain) & (count <= max_roots)
+        return Brackets(lo=lo, hi=hi, g_lo=glo, g_hi=ghi, kind=kind,
+                        count=jnp.minimum(count, max_roots), certified=certified)
     active, sa, sc, overflow = compact(uncertain, a, c)
     unresolved_kind = jnp.full((2 * capacity,), UNRESOLVED, jnp.int32)
     cat = lambda u, v: jnp.concatenate([u, v])  # noqa: E731
