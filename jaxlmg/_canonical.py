@@ -48,8 +48,10 @@ from .models import (
 
 __all__ = ["CanonicalState", "GroundState", "canonical", "canonical_state", "ground_state"]
 
-N_SCAN = 32
+N_SCAN = 24
 N_NEWTON = 4
+N_SUB = 4
+SUB_RATIO = 1.0 / 32.0
 _MAX_EXTRA = 60
 
 
@@ -281,26 +283,31 @@ def stationarity(model: CollectiveSpinModel, couplings, h, T, b):
         ``(residual, (b, u'(Mz), Mz))``: ``ρ`` (Z₂) or ``g``, and the parts of ``g`` that the
         certified search's exclusion test uses.
     """
-    st = field_state(b, h, T)
-    up = interaction_derivative(model, couplings, st.Mz)
-    r = jnp.sqrt(h * h + b * b)
+    # The free spin in the field (h, 0, b) (:func:`jaxlmg._model.field_state`), only what the
+    # residual needs, with one division per term (this runs on every scan node).
+    r2 = h * h + b * b
+    pos = r2 > 0
+    r_safe = jnp.sqrt(jnp.where(pos, r2, 1.0))
+    inv_r = 1.0 / r_safe
     hot = T > 0
-    T_safe = jnp.where(hot, T, 1.0)
-    r_safe = jnp.where(r > 0, r, 1.0)
+    inv_T = jnp.where(hot, 1.0 / jnp.where(hot, T, 1.0), 0.0)
+    x = jnp.where(pos, r_safe, 0.0) * inv_T
+    q = jnp.exp(-2.0 * x)
+    inv_1q = 1.0 / (1.0 + q)
+    s = jnp.where(hot, -jnp.expm1(-2.0 * x) * inv_1q, 1.0)  # tanh(r/T)
     # Mz/b = tanh(r/T)/r (-> 1/T at r = 0; 1/r at T = 0), decreasing in |b|
-    chi = jnp.where(r > 0, st.s / r_safe, jnp.where(hot, 1.0 / T_safe, 1.0))
-    upp = interaction_derivative(model, couplings, st.Mz, 2)
+    chi = jnp.where(pos, s * inv_r, jnp.where(hot, inv_T, 1.0))
+    Mz = chi * b
+    up = interaction_derivative(model, couplings, Mz)
+    upp = interaction_derivative(model, couplings, Mz, 2)
     # dMz/db = χ h²/r² + (b²/r²) sech²(r/T)/T (both terms >= 0; 1/T at r = 0, h²/r³ at T = 0);
     # Mz(b) is concave on b >= 0 (r² d/dr[tanh(r/T)/r] decreases), so this decreases in |b|.
-    x = r / T_safe
-    q = jnp.exp(-2.0 * x)
-    sech2 = 4.0 * q / ((1.0 + q) * (1.0 + q))
-    frac_h = jnp.where(r > 0, (h / r_safe) ** 2, 1.0)
-    dMz = chi * frac_h + jnp.where(hot, (1.0 - frac_h) * sech2 / T_safe, 0.0)
+    frac_h = jnp.where(pos, (h * inv_r) ** 2, 1.0)
+    dMz = chi * frac_h + (1.0 - frac_h) * (4.0 * q * inv_1q * inv_1q) * inv_T
     if not model.z2_symmetric:
-        return b + up, (b, up, st.Mz, chi, up, upp, dMz)
-    a = _ratio(model, couplings, st.Mz)
-    return 1.0 + a * chi, (b, up, st.Mz, chi, a, upp, dMz)
+        return b + up, (b, up, Mz, chi, up, upp, dMz)
+    a = _ratio(model, couplings, Mz)
+    return 1.0 + a * chi, (b, up, Mz, chi, a, upp, dMz)
 
 
 def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N_SCAN,
@@ -329,7 +336,7 @@ def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int =
     bs = scan_fields(model, couplings, h, T, n_scan)
     gfun = functools.partial(stationarity, model, couplings, h, T)
     if z2:
-        sub = bs[1] * 0.25 ** jnp.arange(10, 0, -1, dtype=bs.dtype)
+        sub = bs[1] * SUB_RATIO ** jnp.arange(N_SUB, 0, -1, dtype=bs.dtype)
         nodes = jnp.concatenate([bs[:1], sub, bs[1:]])
     else:
         # b = 0 is an exact root wherever u'(0) = 0 (odd p-spin): keep it off the nodes, inside
