@@ -50,6 +50,7 @@ __all__ = ["CanonicalState", "GroundState", "canonical", "canonical_state", "gro
 
 N_SCAN = 24
 N_NEWTON = 4
+#: geometric nodes ``b_1 SUB_RATIO^k`` between the paramagnet and the first scan field (Z₂)
 N_SUB = 4
 SUB_RATIO = 1.0 / 32.0
 _MAX_EXTRA = 60
@@ -316,11 +317,13 @@ def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int =
     """All stationary points (minima and maxima) of the reduced canonical landscape, certified.
 
     Nodes: the global scan :func:`scan_fields` (dense near ``Mz = 0``) plus, for Z₂ models, a
-    geometric grid ``b_1 4^-k`` toward the paramagnet.  The certified search
+    geometric grid ``b_1 32^-k`` (``k = 1..4``) toward the paramagnet.  The certified search
     (:func:`jaxlmg._search.certified_brackets`) brackets every root of :func:`stationarity`:
-    ``g = b + u'(Mz)`` is a monotone part plus a part that is Lipschitz in ``Mz`` (monotone in
-    ``b``) with the model's curvature bound.  Each bracket is polished by safeguarded Newton.
-    For Z₂ models the interval next to ``b = 0`` (``|Mz| < ~1e-7``) is decided by the sign of the
+    an interval is excluded by a mean-value test on ``g = b + u'(Mz)`` with an enclosure of
+    ``g' = 1 + u''(Mz) dMz/db`` (``Mz(b)`` is concave for ``b >= 0``; ``u'''`` is bounded by the
+    model's quartic bound), and for Z₂ models also by an enclosure of ``ρ = g/b`` that stays sharp
+    near the paramagnet.  Each bracket is polished by safeguarded Newton.
+    For Z₂ models the interval next to ``b = 0`` (``|Mz| < ~1e-9``) is decided by the sign of the
     paramagnetic stiffness alone.  ``T = 0`` and ``h = 0`` are included.
 
     Args:

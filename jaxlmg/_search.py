@@ -119,7 +119,9 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
         max_roots: slots of the result.
         capacity: intervals bisected per round (the cost of a round is ``capacity`` evaluations).
         stack: uncertain intervals waiting at most (more: ``certified = False``).
-        max_rounds: bisection rounds at most (each halves the uncertain intervals).
+        max_rounds: bisection rounds at most (each halves the uncertain intervals); ``0``: no
+            refinement (a fast pass: ``certified`` is ``False`` as soon as one interval is
+            uncertain, and uncertain intervals are not returned).
         min_width: an interval narrower than this that is still uncertain is returned as an
             ``UNRESOLVED`` candidate.
     Returns:

@@ -575,3 +575,43 @@ def test_bad_points_inside_jit_are_isolated():
         for k in FIELDS:
             np.testing.assert_allclose(np.asarray(getattr(r, k))[i], np.asarray(getattr(one, k)),
                                        rtol=0, atol=1e-14, err_msg=k)
+
+
+def test_mean_value_exclusion_is_sound_and_sharp():
+    """``slope_excludes`` on g(x) = (x - 0.3)² - eps with exact slope bounds on each interval:
+    it never excludes an interval that holds a root (checked by exact roots), and it excludes the
+    intervals far from the roots (so the test can fail both ways)."""
+    from jaxlmg._search import slope_excludes
+
+    rng = np.random.default_rng(3)
+    a = rng.uniform(-1.0, 1.5, 4000)
+    w = 10 ** rng.uniform(-4, 0, 4000)
+    eps = 10 ** rng.uniform(-8, -1, 4000) * rng.choice([-1.0, 1.0], 4000)
+    c = a + w
+    g = lambda x: (x - 0.3) ** 2 - eps  # noqa: E731
+    d_lo, d_hi = 2 * (a - 0.3), 2 * (c - 0.3)  # g' = 2 (x - 0.3) is increasing
+    ex = np.asarray(jax.jit(slope_excludes)(g(a), g(c), w, d_lo, d_hi))
+    roots = 0.3 + np.sqrt(np.abs(eps)) * np.array([[-1.0], [1.0]])
+    holds = np.any((roots >= a) & (roots <= c), axis=0) & (eps >= 0)
+    assert not np.any(ex & holds)
+    far = (np.minimum(np.abs(a - 0.3), np.abs(c - 0.3)) > 0.1) & ~holds & (w < 0.01)
+    assert far.sum() > 100 and np.all(ex[far])
+
+
+def test_magnetization_slope_is_exact_and_decreasing():
+    """dMz/db of the residual's parts (closed form) equals autodiff of the free-spin state, and
+    decreases in b >= 0 (Mz concave), which the certified exclusion relies on."""
+    from jaxlmg._model import field_state
+    from jaxlmg.models import LMG4, LMGCouplings
+
+    b = jnp.linspace(1e-6, 6.0, 400)
+    for h, T in [(0.5, 0.3), (1.2, 0.0), (2.0, 1.5), (0.0, 0.7), (0.05, 2.4)]:
+        h, T = jnp.float64(h), jnp.float64(T)
+        st = jax.vmap(_canonical.stationarity, (None, None, None, None, 0))
+        d = np.asarray(st(LMG4(), LMGCouplings(1.0, 0.5), h, T, b)[1][6])
+        mz = jax.grad(lambda x, h, T: field_state(x, h, T).Mz)
+        ad = np.asarray(jax.vmap(mz, (0, None, None))(b, h, T))
+        # the autodiff reference differentiates tanh(r/T) b/r term by term: its rounding is
+        # ~eps absolute (where dMz/db ~ 1e-7 its relative error reaches ~1e-9)
+        np.testing.assert_allclose(d, ad, rtol=1e-12, atol=1e-14)
+        assert np.all(np.diff(d) <= 1e-15 * d[:-1])
