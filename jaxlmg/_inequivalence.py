@@ -103,29 +103,28 @@ def _agreement_kernel(couplings, h, T, *, model):
     the number of MCE temperature jumps over ``T`` is ``n(c > 0) - n(c < 0) - 1``: no transition
     has to be located to classify the point.
     """
-    tp = temperature_point(model, couplings, h, T)
+    tp = temperature_point(model, couplings, h, T, signed=False)
     used = tp.used
-    st = tp.state
     n = jnp.sum(used).astype(jnp.int32)
     # h = 0: the paramagnet is the top of the spectrum (eps = u(0)), where T(eps) ends at
     # T_top = -u''(0) instead of going to +inf; it is the CE state for every T >= T_top but an MCE
     # state of temperature T_top only, so it takes no part in the crossing count.
-    edge = (h == 0) & (st.Mz == 0)
+    edge = (h == 0) & (tp.Mz == 0)
     cnt = used & ~edge
-    up = jnp.sum(cnt & (st.specific_heat > 0))
-    down = jnp.sum(cnt & (st.specific_heat < 0))
+    up = jnp.sum(cnt & (tp.kind > 0))
+    down = jnp.sum(cnt & (tp.kind < 0))
     u2 = jax.grad(jax.grad(lambda m: model.interaction(m, couplings)))(jnp.zeros_like(h))
     below_top = jnp.where(h == 0, T < -u2, True)
     jump = (T > 0) & (up - down - below_top > 0)
-    neg = jnp.any(cnt & (st.specific_heat < 0))
-    para = jnp.any(used & (st.Mz == 0))
-    ferro = jnp.any(used & (st.Mz != 0))
+    neg = jnp.any(cnt & (tp.kind < 0))
+    para = jnp.any(used & (tp.Mz == 0))
+    ferro = jnp.any(used & (tp.Mz != 0))
     code = jnp.where(para & ferro, Agreement.CE_FIRST_ORDER_MCE_CONTINUOUS,
                      Agreement.MCE_NEGATIVE_SPECIFIC_HEAT)
     code = jnp.where(jump, Agreement.MCE_TEMPERATURE_JUMP, code)
     code = jnp.where((n <= 1) & ~jump, Agreement.EQUIVALENT, code)
     # the CE state: the MCE state of temperature T of lowest free energy e - T sigma (eq. 19)
-    f = jnp.where(used, tp.eps - T * st.entropy, jnp.inf)
+    f = jnp.where(used, tp.eps - T * tp.entropy, jnp.inf)
     ce_energy = tp.eps[jnp.argmin(f)]
     good = tp.status == Status.OK
     max_solutions = MAX_STATES + 1

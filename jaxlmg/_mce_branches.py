@@ -134,7 +134,7 @@ def polish_roots(g, lo, hi, glo, used):
     def one(lo, hi, glo, act):
         lo_, hi_ = jnp.where(act, lo, 0.0), jnp.where(act, hi, 0.0)
         return newton_root(gd, 0.5 * (lo_ + hi_), lo_, hi_, jnp.where(act, glo, -1.0),
-                           n_iter=6, active=act)
+                           n_iter=1, active=act)
 
     return jax.vmap(one)(lo, hi, glo, used)
 

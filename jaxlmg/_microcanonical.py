@@ -20,7 +20,14 @@ from ._search import (
     monotone_lipschitz_excludes,
     newton_root,
 )
-from ._shell import MicrocanonicalState, derivative_bound, second_order_excludes, shell_point
+from ._shell import (
+    FAST_ROUNDS,
+    MAX_ROUNDS,
+    MicrocanonicalState,
+    derivative_bound,
+    second_order_excludes,
+    shell_point,
+)
 from ._status import Status
 from ._validate import as_precision, check
 from .models import LMG4, CollectiveSpinModel, LMGCouplings, curvature_bound
@@ -49,8 +56,9 @@ class EnergyRange(NamedTuple):
 # --------------------------------------------------------------------------- one point
 
 
-def _state_kernel(couplings, h, eps, *, model):
-    return shell_point(model, couplings, h, eps).state
+def _state_kernel(couplings, h, eps, *, model, max_rounds):
+    pt = shell_point(model, couplings, h, eps, max_rounds=max_rounds)
+    return pt.state, pt.unfinished
 
 
 def _sphere_minimum(model, couplings, h, sign):
@@ -121,7 +129,7 @@ def _sphere_minimum(model, couplings, h, sign):
     def polish(lo, hi, glo, ghi, active):
         lo_, hi_ = jnp.where(active, lo, 0.0), jnp.where(active, hi, 0.0)
         return newton_root(gd, 0.5 * (lo_ + hi_), lo_, hi_, jnp.where(active, glo, -1.0),
-                           n_iter=6, active=active)
+                           n_iter=1, active=active)
 
     xr, conv = jax.vmap(polish)(br.lo[sel], br.hi[sel], br.g_lo[sel], br.g_hi[sel], want[sel])
     unres = (jnp.arange(8) < br.count) & (br.kind == UNRESOLVED)  # near-double roots
@@ -185,7 +193,9 @@ def microcanonical_state(model: CollectiveSpinModel, couplings, h, eps) -> Micro
         (``jax.grad``/``jvp``) in ``couplings``, ``h``, ``eps`` by the implicit function theorem.
         Non-finite inputs give ``Status.NONFINITE``, ``h < 0`` ``Status.OUT_OF_DOMAIN``.
     """
-    return batched(_state_kernel, (couplings, h, eps), static=(("model", model),))
+    return batched(_state_kernel, (couplings, h, eps),
+                   static=(("model", model), ("max_rounds", FAST_ROUNDS)),
+                   escalate=(("max_rounds", MAX_ROUNDS),))
 
 
 def microcanonical(h, K, eps, J=1.0, *, precision: str = "float64") -> MicrocanonicalState:

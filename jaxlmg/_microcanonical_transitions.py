@@ -16,6 +16,7 @@ Kernels are for ONE point; :func:`jaxlmg._batch.batched` lifts them to arrays.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, NamedTuple
 
@@ -24,13 +25,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._batch import batched
-from ._mce_branches import MAX_STATES, first_order_jump, temperature_states
-from ._microcanonical import energy_range_point
+from ._canonical import stationary_points
+from ._mce_branches import MAX_STATES, SAME_STATE, first_order_jump
 from ._model import entropy
-from ._shell import MicrocanonicalState, observables, shell_point
+from ._shell import MicrocanonicalState, observables, point_at_maximum, shell_maximum
 from ._status import Status
 from ._validate import as_precision, check
-from .models import LMG4, CollectiveSpinModel, LMGCouplings
+from .models import LMG4, CollectiveSpinModel, LMGCouplings, curvature_bound, quartic_bound
 
 __all__ = [
     "MicrocanonicalTransition",
@@ -138,53 +139,115 @@ def _first_order_kernel(couplings, h, *, model):
         temperature_above=nan(1.0 / ba), status=status)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Reversed:
+    """The model with ``u -> -u``: its states of temperature ``|T|`` are the states of temperature
+    ``T < 0`` of ``model`` with ``Mx -> -Mx`` (``φ = π``; ``e - T S = -(-u - h(-Mx) - |T| S)``)."""
+
+    model: Any
+
+    @property
+    def z2_symmetric(self) -> bool:
+        return self.model.z2_symmetric
+
+    def interaction(self, Mz, couplings):
+        return -self.model.interaction(Mz, couplings)
+
+    def max_field(self, couplings):
+        return self.model.max_field(couplings)
+
+    def max_curvature(self, couplings, m=1.0):
+        return curvature_bound(self.model, couplings, m)
+
+    def max_quartic(self, couplings):
+        return quartic_bound(self.model, couplings)
+
+
 class TemperaturePoint(NamedTuple):
-    """Every MCE state of temperature ``T`` at ONE point (slots: the paramagnet and
-    ``MAX_STATES`` ordered candidates, sorted by energy, unused last)."""
+    """Every MCE state of temperature ``T`` at ONE point (slots: every stationary point of the
+    canonical landscape, sorted by energy, used slots first).
+
+    ``kind`` is +1 where the canonical landscape has a minimum (``c > 0``), -1 a maximum (``c <
+    0``: for a state that is the entropy maximum of its shell, canonical stability is ``c > 0``),
+    0 a double root (``|c| = inf``).  ``state`` is ``None`` unless observables were asked for."""
 
     eps: Any
-    state: MicrocanonicalState
+    Mz: Any
+    entropy: Any
+    kind: Any
     used: Any
     n: Any
     status: Any
+    state: Any = None
 
 
-def temperature_point(model, couplings, h, T) -> TemperaturePoint:
-    """All microcanonical states of temperature ``T`` of ONE ``(h, couplings)`` (any sign of
-    ``T``; ``T = 0``: the ground state)."""
+def _stationary_states(model, couplings, h, T):
+    """The stationary points of the canonical landscape at ``|T|`` of ``model`` (``T >= 0``) or of
+    its reversal (``T < 0``), as states of ``model``: ``(Mz, s, eps, kind, certified)``."""
+    sp = stationary_points(model, couplings, h, jnp.abs(T), max_roots=MAX_STATES)
+    Mx = sp.Mx
+    if isinstance(model, _Reversed):
+        model, Mx = model.model, -Mx
+    eps = jax.vmap(lambda m, x: model.interaction(m, couplings) - h * x)(sp.Mz, Mx)
+    return sp.Mz, sp.s, eps, sp.kind, sp.certified & jnp.all(sp.converged)
+
+
+def temperature_point(model, couplings, h, T, *, signed: bool = True,
+                      observe: bool = False) -> TemperaturePoint:
+    """All microcanonical states of temperature ``T`` of ONE ``(h, couplings)``.
+
+    The candidates are *every* stationary point of the canonical landscape at ``T`` (certified:
+    :func:`jaxlmg._canonical.stationary_points`; at ``T < 0`` those of the reversed model, whose
+    states have ``φ = π``).  Each is a state of temperature ``T`` stationary in ``Mz`` at its own
+    energy; it is a microcanonical state exactly when it is the global entropy maximum of its
+    shell, which the certified shell search decides (:func:`jaxlmg._shell.shell_maximum`).
+    ``T = 0`` gives the ground state.  ``signed = False`` skips the ``T < 0`` search (callers with
+    ``T >= 0``); ``observe`` adds the full :class:`MicrocanonicalState` of each slot.
+    """
     finite = _finite(couplings, h, T)
     cs = jax.tree_util.tree_map(lambda x: jnp.where(finite, x, 0.0), couplings)
     hs = jnp.where(finite & (h >= 0), h, 1.0)
-    Ts = jnp.where(finite & (T != 0), T, 1.0)
-    ts = temperature_states(model, cs, hs, Ts)
-    rng = energy_range_point(model, cs, hs)
-    cold = T == 0
-    eps = jnp.where(cold, jnp.concatenate([rng.eps_min[None], jnp.full_like(ts.eps[1:], jnp.nan)]),
-                    ts.eps)
-    cand = jnp.where(cold, jnp.arange(eps.shape[0]) == 0, ts.ok & jnp.isfinite(ts.eps))
-    states = jax.vmap(lambda e: shell_point(model, cs, hs, e).state)(jnp.where(cand, eps, 0.0))
-    same = jnp.abs(states.Mz - jnp.where(cold, states.Mz, ts.m)) <= 1e-6 * (1.0 + jnp.abs(ts.m))
-    used = cand & (states.status == Status.OK) & (same | cold)
-    # one slot per state: a stationary point found twice (or the paramagnet) is kept once
+    Ts = jnp.where(finite, T, 1.0)
+    cs, hs, Ts = jax.lax.stop_gradient((cs, hs, Ts))
+    Mz, s, eps, kind, certified = _stationary_states(model, cs, hs, Ts)
+    if signed:
+        neg = _stationary_states(_Reversed(model), cs, hs, Ts)
+        Mz, s, eps, kind, certified = jax.tree_util.tree_map(
+            lambda p, n: jnp.where(Ts < 0, n, p), (Mz, s, eps, kind, certified), neg)
+    cold = Ts == 0
+    cand = (kind > -2) & jnp.isfinite(eps)
+    # T = 0: only the ground state (the bottom of the spectrum) has temperature 0
+    lowest = jnp.argmin(jnp.where(cand, eps, jnp.inf))
+    cand = jnp.where(cold, cand & (jnp.arange(eps.shape[0]) == lowest), cand)
+    e_safe = jnp.where(cand, eps, 0.0)
+    sol = jax.vmap(lambda e: shell_maximum(model, cs, hs, e))(e_safe)
+    same = jnp.abs(sol.m - Mz) <= SAME_STATE * (1.0 + jnp.abs(Mz))
+    used = cand & sol.converged & sol.feasible & same
+    # one slot per state: a stationary point found twice is kept once
     order = jnp.argsort(jnp.where(used, eps, jnp.inf))
     eps_s, used_s = eps[order], used[order]
     dup = jnp.concatenate([jnp.zeros((1,), bool),
                            used_s[1:] & used_s[:-1] & (jnp.abs(jnp.diff(eps_s)) <= 1e-12)])
     used_s = used_s & ~dup
-    order2 = jnp.argsort(~used_s, stable=True)
-    idx = order[order2]
-    used_f = used_s[order2]
-    st = jax.tree_util.tree_map(lambda x: x[idx], states)
+    perm = jnp.argsort(~used_s, stable=True)
+    idx = order[perm]
+    used_f = used_s[perm]
     n = jnp.sum(used_f).astype(jnp.int32)
-    status = jnp.where(n > 0, Status.OK, Status.NOT_CONVERGED)
-    status = jnp.where(rng.status == Status.OK, status, rng.status)
-    status = jnp.where(h >= 0, status, Status.OUT_OF_DOMAIN)
+    status = jnp.where((n > 0) & certified, Status.OK, Status.NOT_CONVERGED)
+    domain = (h >= 0) & (signed | (T >= 0))
+    status = jnp.where(domain, status, Status.OUT_OF_DOMAIN)
     status = jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
-    return TemperaturePoint(eps=eps[idx], state=st, used=used_f, n=n, status=status)
+    state = None
+    if observe:
+        sol_i = jax.tree_util.tree_map(lambda x: x[idx], sol)
+        state = jax.vmap(lambda e, so: point_at_maximum(model, couplings, h, e, so).state)(
+            e_safe[idx], sol_i)
+    return TemperaturePoint(eps=eps[idx], Mz=Mz[idx], entropy=entropy(jnp.minimum(s[idx], 1.0)),
+                            kind=kind[idx], used=used_f, n=n, status=status, state=state)
 
 
 def _temperature_kernel(couplings, h, T, *, model):
-    tp = temperature_point(model, couplings, h, T)
+    tp = temperature_point(model, couplings, h, T, observe=True)
     max_solutions = MAX_STATES + 1
     good = tp.status == Status.OK
     slot = tp.used[:max_solutions] & good

@@ -53,7 +53,8 @@ from ._search import (
 from ._status import Status
 from .models import LMG4, CollectiveSpinModel, LongitudinalLMG4, PSpin, curvature_bound
 
-__all__ = ["MicrocanonicalState", "ShellMaximum", "ShellPoint", "derivative_bound", "observables",
+__all__ = ["FAST_ROUNDS", "MAX_ROUNDS", "MicrocanonicalState", "ShellMaximum", "ShellPoint",
+           "derivative_bound", "observables", "point_at_maximum",
            "second_order_excludes", "shell_candidates", "shell_maximum", "shell_point",
            "stationarity"]
 
@@ -61,7 +62,11 @@ N_NODES = 17  # scan nodes of the certified search (uniform in m)
 N_POLISH = 3  # candidate roots polished by Newton (LMG4 has at most 2 minima, PSpin(3) at most 3)
 N_UNRESOLVED = 2  # near-double-root candidates kept
 MAX_ROOTS = 8
-N_NEWTON = 4
+#: bisection rounds of the certified search (a first pass with FAST_ROUNDS recomputes the few
+#: points that need more: see :func:`jaxlmg._batch.flat_kernel`)
+MAX_ROUNDS = 60
+FAST_ROUNDS = 3
+N_NEWTON = 1  # unrolled Newton steps (more run in a while loop where needed: less code to compile)
 
 
 class MicrocanonicalState(NamedTuple):
@@ -212,6 +217,7 @@ class ShellMaximum(NamedTuple):
     cand_rel: Any  # (n,) s² - s²(Mz = 0), exact to rounding of the difference
     cand_ok: Any  # (n,) a local minimum of s² (or a candidate that may be one)
     para_min: Any  # the paramagnet Mz = 0 is a local maximum of the entropy
+    certified: Any  # the search bracketed every stationary point within its bisection rounds
 
 
 def _nodes(dtype, z2: bool):
@@ -219,8 +225,8 @@ def _nodes(dtype, z2: bool):
     return t * t if z2 else jnp.concatenate([-t[:0:-1], t])
 
 
-def shell_maximum(model: CollectiveSpinModel, couplings, h, eps, *, n_nodes: int = N_NODES
-                  ) -> ShellMaximum:
+def shell_maximum(model: CollectiveSpinModel, couplings, h, eps, *, n_nodes: int = N_NODES,
+                  max_rounds: int = MAX_ROUNDS) -> ShellMaximum:
     """Certified global minimum of ``s²`` on the shell of energy ``eps`` (``h > 0``), or the root
     of ``u(m) = eps`` nearest to 0 (``h = 0``).  Not differentiated (see :func:`shell_point`)."""
     couplings, h, eps = jax.lax.stop_gradient((couplings, h, eps))
@@ -274,7 +280,7 @@ def shell_maximum(model: CollectiveSpinModel, couplings, h, eps, *, n_nodes: int
     min_width = 1e-13
     excludes = second_order_excludes(curvature)
     br = certified_brackets(gfun, excludes, nodes, max_roots=MAX_ROOTS, capacity=8,
-                            max_rounds=60, min_width=min_width)
+                            max_rounds=max_rounds, min_width=min_width)
 
     # Polish: rising roots (minima of s²) for h > 0, every root of u = eps for h = 0.
     used = jnp.arange(MAX_ROOTS) < br.count
@@ -363,7 +369,7 @@ def shell_maximum(model: CollectiveSpinModel, couplings, h, eps, *, n_nodes: int
                         converged=converged,
                         n_maxima=jnp.where(hpos, n_max_h, n_max_0).astype(jnp.int32),
                         cand_m=ms, cand_rel=rel, cand_ok=ok & (s2 <= 1.0 + tol),
-                        para_min=para_max)
+                        para_min=para_max, certified=br.certified)
 
 
 def shell_candidates(model: CollectiveSpinModel, couplings, h, eps) -> ShellMaximum:
@@ -377,6 +383,7 @@ def shell_candidates(model: CollectiveSpinModel, couplings, h, eps) -> ShellMaxi
 class ShellPoint(NamedTuple):
     state: MicrocanonicalState
     dbeta: Any  # dβ/dε, exact (implicit differentiation), NaN where status != OK
+    unfinished: Any  # the search needs more bisection rounds than it was given
 
 
 def _finite_inputs(couplings, h, eps):
@@ -387,7 +394,8 @@ def _finite_inputs(couplings, h, eps):
     return ok
 
 
-def shell_point(model: CollectiveSpinModel, couplings, h, eps) -> ShellPoint:
+def shell_point(model: CollectiveSpinModel, couplings, h, eps, *,
+                max_rounds: int = MAX_ROUNDS) -> ShellPoint:
     """Microcanonical equilibrium at ONE point; scalars in, state (+ ``dβ/dε``) of scalars out.
 
     Differentiable in ``couplings``, ``h``, ``eps`` through the implicit function theorem on
@@ -397,8 +405,8 @@ def shell_point(model: CollectiveSpinModel, couplings, h, eps) -> ShellPoint:
     hs = jnp.where(finite, h, 1.0)
     es = jnp.where(finite, eps, 0.0)
     cs = jax.tree_util.tree_map(lambda x: jnp.where(finite, x, 0.0), couplings)
-    sol = shell_maximum(model, cs, jnp.abs(hs), es)
-    return _point_from_maximum(model, couplings, h, eps, sol, finite)
+    sol = shell_maximum(model, cs, jnp.abs(hs), es, max_rounds=max_rounds)
+    return point_at_maximum(model, couplings, h, eps, sol)
 
 
 def _located(model, couplings, h, eps, m0):
@@ -409,8 +417,11 @@ def _located(model, couplings, h, eps, m0):
     return jnp.where(para, 0.0, m)
 
 
-def _point_from_maximum(model, couplings, h, eps, sol: ShellMaximum, finite) -> ShellPoint:
-    """The state at the located shell maximum ``sol.m``: closed forms + implicit derivatives."""
+def point_at_maximum(model: CollectiveSpinModel, couplings, h, eps, sol: ShellMaximum
+                     ) -> ShellPoint:
+    """The state at the located shell maximum ``sol.m`` (of :func:`shell_maximum` at the same
+    arguments): closed forms, and derivatives by the implicit function theorem (ONE point)."""
+    finite = _finite_inputs(couplings, h, eps)
 
     def observe(e):
         m = _located(model, couplings, h, e, sol.m)
@@ -450,4 +461,4 @@ def _point_from_maximum(model, couplings, h, eps, sol: ShellMaximum, finite) -> 
         s=nan(s), mz=nan(mz), Mz=nan(m), Mx=nan(obs.Mx), entropy=nan(entropy(s)),
         beta=nan(beta), temperature=nan(T), specific_heat=nan(c),
         n_maxima=jnp.where(good, sol.n_maxima, 0), status=status)
-    return ShellPoint(state=state, dbeta=nan(dbeta))
+    return ShellPoint(state=state, dbeta=nan(dbeta), unfinished=finite & ~sol.certified)
