@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._canonical import stationary_points
 from ._entropy_grid import grid_nonconcave, negative_c_intervals
 from ._mce_branches import MAX_STATES
 from ._mce_structure import structure_point
@@ -243,7 +244,17 @@ def entropy_curve_state(model: CollectiveSpinModel, couplings, h, eps) -> Entrop
         T_t = 1.0 / S.tangent_beta[cand]
         sol = jax.tree_util.tree_map(np.asarray, microcanonical_at_temperature_state(
             model, couplings, h, T_t, max_solutions=MAX_STATES + 1))
+        sp = jax.tree_util.tree_map(np.asarray, _landscape(model, couplings,
+                                                           jnp.asarray(h, float), T_t))
         for i, k in enumerate(cand):
+            # a double tangent joins two canonical minima across a free-energy barrier (a
+            # maximum between them); next to a critical point the candidates are rounding noise
+            f_min = sp.F[i][sp.kind[i] == 1]
+            e_max = sp.eps[i][sp.kind[i] == -1]
+            barrier = f_min.size >= 2 and np.any((e_max > S.tangent_lo[k])
+                                                  & (e_max < S.tangent_hi[k]))
+            if not barrier:
+                continue
             used = sol.state.status[i] == Status.OK
             e, f = sol.eps[i][used], (sol.eps[i] - T_t[i] * sol.state.entropy[i])[used]
             if e.size < 2:
@@ -294,6 +305,25 @@ def entropy_curve_state(model: CollectiveSpinModel, couplings, h, eps) -> Entrop
 @functools.partial(jax.jit, static_argnums=0)
 def _structure(model, couplings, h):
     return structure_point(model, couplings, h)
+
+
+class _Landscape(NamedTuple):
+    F: Any
+    eps: Any
+    kind: Any
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _landscape(model, couplings, h, T):
+    """Stationary points of the canonical landscape at each ``T`` (1-D): free energy, energy and
+    kind (+1 minimum, -1 maximum)."""
+
+    def one(t):
+        sp = stationary_points(model, couplings, h, t, max_roots=MAX_STATES)
+        eps = jax.vmap(lambda m, x: model.interaction(m, couplings) - h * x)(sp.Mz, sp.Mx)
+        return _Landscape(F=sp.F, eps=eps, kind=sp.kind)
+
+    return jax.vmap(one)(T)
 
 
 def entropy_curve(h: float, K: float, eps, J: float = 1.0) -> EntropyCurve:

@@ -2,7 +2,8 @@
 
 Independent reference, written here with NumPy only: for LMG4 at ``h > 0`` the stationary points of
 the spin length on the shell, ``s²(x) = x + ((u - ε)/h)²`` with ``x = Mz²``, are ``x = 0`` and the
-roots of the cubic ``h² + (ε + Jx + Kx²)(2J + 4Kx)`` (``numpy.roots``, one Newton step in NumPy);
+roots of the cubic ``h² + (ε + Jx + Kx²)(2J + 4Kx)`` (``numpy.roots``, or the eigenvalues of its
+companion matrix for many energies at once, then Newton steps in NumPy);
 for PSpin(3) (``u = -J m³``) they are ``m = 0`` and the roots of ``3J² m⁴ + 3Jε m + h²``.  The
 global maximum of the entropy is the candidate of smallest ``s²``, compared through
 ``s² - s²(0) = m² + u (u - 2ε)/h²`` (``u(0) = 0``), which has no cancellation against the O(1)
@@ -99,23 +100,70 @@ def reference(kind, h, c, eps):
     return ms[k], int(cand.sum()), gap
 
 
+def _real_roots(polys, lo, hi):
+    """Real roots in ``[lo, hi]`` of each row of ``polys`` (leading coefficient first, nonzero):
+    eigenvalues of the stacked companion matrices (what ``numpy.roots`` does, for many polynomials
+    at once), then two Newton steps in float64.  Returns ``(roots, valid)``, shape ``(n, deg)``."""
+    n, d = polys.shape[0], polys.shape[1] - 1
+    comp = np.zeros((n, d, d))
+    comp[:, 0, :] = -polys[:, 1:] / polys[:, :1]
+    comp[:, np.arange(1, d), np.arange(d - 1)] = 1.0
+    r = np.linalg.eigvals(comp)
+    x = r.real.copy()
+    valid = (np.abs(r.imag) <= 1e-9 * (1 + np.abs(r))) & (x >= lo) & (x <= hi)
+    dpolys = polys[:, :-1] * np.arange(d, 0, -1)
+    for _ in range(2):
+        g = sum(polys[:, [k]] * x ** (d - k) for k in range(d + 1))
+        dg = sum(dpolys[:, [k]] * x ** (d - 1 - k) for k in range(d))
+        x = np.where(valid & (dg != 0), x - g / np.where(dg != 0, dg, 1.0), x)
+    valid &= (x >= lo) & (x <= hi)
+    return x, valid
+
+
+def jump_energies_diff(kind, h, c, es):
+    """``min s² - s²(0)`` over the ordered local minima of s² at each energy of ``es`` (NaN where
+    the paramagnet is not a local minimum or there is no ordered one), vectorized."""
+    es = np.asarray(es, float)
+    n = es.size
+    if kind == "lmg4":
+        K = c
+        polys = np.stack([np.full(n, 4 * K * K), np.full(n, 6 * J * K),
+                          2 * J * J + 4 * K * es, 2 * J * es + h * h], axis=1)
+        if K == 0:  # the cubic is linear
+            polys = polys[:, 2:]
+        x, valid = _real_roots(polys, 1e-300, 1.0)
+        valid &= x > 0
+        dpoly = polys[:, :-1] * np.arange(polys.shape[1] - 1, 0, -1)
+        dg = sum(dpoly[:, [k]] * x ** (dpoly.shape[1] - 1 - k) for k in range(dpoly.shape[1]))
+        ms = np.sqrt(np.where(valid, x, 0.0))
+        is_min = valid & (dg > 0)
+        para_min = (2 * J * es + h * h) > 0  # g(0) > 0
+        u = -J * ms**2 - K * ms**4
+    else:
+        polys = np.stack([np.full(n, 3 * J * J), np.zeros(n), np.zeros(n), 3 * J * es,
+                          np.full(n, h * h)], axis=1)
+        ms, valid = _real_roots(polys, -1.0, 1.0)
+        valid &= ms != 0
+        dq = 12 * J * J * ms**3 + 3 * J * es[:, None]
+        is_min = valid & (ms * dq > 0)
+        para_min = np.ones(n, bool)
+        u = -J * ms**3
+    rel = ms * ms + u * (u - 2 * es[:, None]) / (h * h)
+    best = np.min(np.where(is_min, rel, np.inf), axis=1)
+    return np.where(para_min & np.isfinite(best), best, np.nan)
+
+
 def jump_energy(kind, h, c, window):
     """An MCE jump energy in ``window`` by Brent on the s² difference of the two lowest minima
     (NaN if there is none)."""
 
     def diff(e):
-        ms, is_min = lmg4_candidates(h, c, e) if kind == "lmg4" else pspin_candidates(h, e)
-        u = lmg4_u(c) if kind == "lmg4" else pspin_u
-        rel = ranked(h, e, ms, u)
-        ordered = is_min & (ms != 0)
-        if not ordered.any() or not is_min[0]:
-            return np.nan
-        return np.min(rel[ordered])  # the paramagnet has rel = 0
+        return float(jump_energies_diff(kind, h, c, [e])[0])
 
     lo, hi = window
     for es in (lo + (hi - lo) * np.concatenate([[0.0], np.logspace(-12, 0, 80)]),
                np.linspace(lo, hi, 2000)):  # geometric from the window's start, then dense
-        d = np.array([diff(e) for e in es])
+        d = jump_energies_diff(kind, h, c, es)
         ok = np.isfinite(d[:-1]) & np.isfinite(d[1:]) & (np.sign(d[:-1]) != np.sign(d[1:]))
         if ok.any():
             break

@@ -199,9 +199,12 @@ def test_batched_equals_loop_and_no_recompilation():
 
 def _compiled():
     """Executables compiled for the microcanonical kernel (all shapes)."""
+    from jaxlmg._batch import BLOCK
     from jaxlmg._microcanonical import _state_kernel
+    from jaxlmg._shell import FAST_ROUNDS, MAX_ROUNDS
 
-    fn = flat_kernel(_state_kernel, (("model", LMG4()),))
+    fn = flat_kernel(_state_kernel, (("model", LMG4()), ("max_rounds", FAST_ROUNDS)), BLOCK,
+                     (("max_rounds", MAX_ROUNDS),))
     return fn._cache_size()
 
 
