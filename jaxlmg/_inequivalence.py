@@ -313,17 +313,16 @@ class _Landscape(NamedTuple):
     kind: Any
 
 
-@functools.partial(jax.jit, static_argnums=0)
+def _landscape_kernel(couplings, h, T, *, model):
+    """Stationary points of the canonical landscape at ONE ``T``: free energy, energy and kind
+    (+1 minimum, -1 maximum, -2 unused slot)."""
+    sp = stationary_points(model, couplings, h, T, max_roots=MAX_STATES)
+    eps = jax.vmap(lambda m, x: model.interaction(m, couplings) - h * x)(sp.Mz, sp.Mx)
+    return _Landscape(F=sp.F, eps=eps, kind=sp.kind)
+
+
 def _landscape(model, couplings, h, T):
-    """Stationary points of the canonical landscape at each ``T`` (1-D): free energy, energy and
-    kind (+1 minimum, -1 maximum)."""
-
-    def one(t):
-        sp = stationary_points(model, couplings, h, t, max_roots=MAX_STATES)
-        eps = jax.vmap(lambda m, x: model.interaction(m, couplings) - h * x)(sp.Mz, sp.Mx)
-        return _Landscape(F=sp.F, eps=eps, kind=sp.kind)
-
-    return jax.vmap(one)(T)
+    return batched_slots(_landscape_kernel, (couplings, h, T), static=(("model", model),))
 
 
 def entropy_curve(h: float, K: float, eps, J: float = 1.0) -> EntropyCurve:

@@ -13,24 +13,11 @@ import jax
 import jax.numpy as jnp
 
 from ._batch import batched
-from ._search import (
-    RISING,
-    UNRESOLVED,
-    certified_brackets,
-    monotone_lipschitz_excludes,
-    newton_root,
-)
-from ._shell import (
-    FAST_ROUNDS,
-    MAX_ROUNDS,
-    MicrocanonicalState,
-    derivative_bound,
-    second_order_excludes,
-    shell_point,
-)
+from ._canonical import stationary_points
+from ._shell import FAST_ROUNDS, MAX_ROUNDS, MicrocanonicalState, shell_point
 from ._status import Status
 from ._validate import as_precision, check
-from .models import LMG4, CollectiveSpinModel, LMGCouplings, curvature_bound
+from .models import LMG4, CollectiveSpinModel, LMGCouplings, Reversed
 
 __all__ = [
     "EnergyRange",
@@ -41,9 +28,6 @@ __all__ = [
     "microcanonical",
     "microcanonical_state",
 ]
-
-N_RANGE_NODES = 33
-
 
 class EnergyRange(NamedTuple):
     """The spectrum ``[eps_min, eps_max]`` per spin: ground-state and top energies (eq. 13)."""
@@ -61,95 +45,23 @@ def _state_kernel(couplings, h, eps, *, model, max_rounds):
     return pt.state, pt.unfinished
 
 
-def _sphere_minimum(model, couplings, h, sign):
-    """``min over the sphere s = 1`` of ``sign·u(m) - h sqrt(1 - m²)`` (certified; ONE point).
-
-    ``sign = +1`` is the ground state (``φ = 0``), ``sign = -1`` gives minus the top of the
-    spectrum (``φ = π``).  Stationarity in ``x = m²`` (Z₂) is ``g = sign·w + h/sqrt(1 - x)``
-    (``w = u'/m``): an increasing part plus a part Lipschitz with constant ``D₄/6``; in ``m``
-    (other models) ``sign·u' + h m/sqrt(1 - m²)``, Lipschitz constant the local curvature bound.
-    Returns ``(value, converged)``.
-    """
-    dtype = jnp.result_type(h, float)
-    u_fn = lambda x: sign * model.interaction(x, couplings)  # noqa: E731
-    t = jnp.linspace(0.0, 1.0, N_RANGE_NODES, dtype=dtype)
-    zero = jnp.zeros((), dtype)
-    if model.z2_symmetric:
-        upp0 = jax.grad(jax.grad(u_fn))(zero)
-        D4 = derivative_bound(model, couplings, 4)
-
-        def to_m(x):
-            return jnp.sqrt(jnp.clip(x, 0.0, 1.0))
-
-        def gfun(x):
-            m = to_m(x)
-            up = jax.grad(u_fn)(m)
-            w = jnp.where(m > 0, up / jnp.where(m > 0, m, 1.0), upp0)
-            return w + h / jnp.sqrt(jnp.maximum(1.0 - x, 0.0)), (w,)
-
-        nodes = t * t
-        D6 = derivative_bound(model, couplings, 6)
-        first = monotone_lipschitz_excludes(
-            lambda n: h / jnp.sqrt(jnp.maximum(1.0 - n.x, 0.0)), lambda n: n.aux[0],
-            lambda n: n.x, lambda a, c: D4 / 6.0)
-
-        def curvature(a, c):  # |w''| <= D6/60; (1 - x)^(-1/2)'' = (3/4)(1 - x)^(-5/2)
-            return D6 / 60.0 + 0.75 * h * jnp.maximum(1.0 - c.x, 0.0) ** -2.5
-        ends = jnp.asarray([0.0, 1.0], dtype)
-    else:
-        C = curvature_bound(model, couplings, 1.0)
-
-        def to_m(x):
-            return x
-
-        def gfun(m):
-            up = jax.grad(u_fn)(m)
-            return up + h * m / jnp.sqrt(jnp.maximum(1.0 - m * m, 0.0)), (up,)
-
-        nodes = jnp.concatenate([-t[:0:-1], t])
-        D3 = derivative_bound(model, couplings, 3)
-        first = monotone_lipschitz_excludes(
-            lambda n: h * n.x / jnp.sqrt(jnp.maximum(1.0 - n.x * n.x, 0.0)), lambda n: n.aux[0],
-            lambda n: n.x, lambda a, c: C)
-
-        def curvature(a, c):  # (m (1 - m²)^(-1/2))'' = 3 m (1 - m²)^(-5/2)
-            mm = jnp.maximum(jnp.abs(a.x), jnp.abs(c.x))
-            return D3 + 3.0 * h * mm * jnp.maximum(1.0 - mm * mm, 0.0) ** -2.5
-        ends = jnp.asarray([-1.0, 1.0], dtype)
-
-    second = second_order_excludes(curvature)
-    excludes = lambda a, c: first(a, c) | second(a, c)  # noqa: E731
-    br = certified_brackets(gfun, excludes, nodes, max_roots=8, capacity=8, min_width=1e-14)
-    want = (jnp.arange(8) < br.count) & (br.kind == RISING)
-    sel = jnp.argsort(~want, stable=True)[:4]
-
-    def gd(x):
-        return jax.jvp(lambda y: gfun(y)[0], (x,), (jnp.ones_like(x),))
-
-    def polish(lo, hi, glo, ghi, active):
-        lo_, hi_ = jnp.where(active, lo, 0.0), jnp.where(active, hi, 0.0)
-        return newton_root(gd, 0.5 * (lo_ + hi_), lo_, hi_, jnp.where(active, glo, -1.0),
-                           n_iter=1, active=active)
-
-    xr, conv = jax.vmap(polish)(br.lo[sel], br.hi[sel], br.g_lo[sel], br.g_hi[sel], want[sel])
-    unres = (jnp.arange(8) < br.count) & (br.kind == UNRESOLVED)  # near-double roots
-    usel = jnp.argsort(~unres, stable=True)[:2]
-    xs = jnp.concatenate([xr, ends, 0.5 * (br.lo[usel] + br.hi[usel])])
-    ok = jnp.concatenate([want[sel], jnp.ones((2,), bool), unres[usel]])
-    conv = jnp.concatenate([conv, jnp.ones((4,), bool)])
-    e = jax.vmap(lambda x: u_fn(to_m(x)) - h * jnp.sqrt(jnp.maximum(1.0 - to_m(x) ** 2, 0.0)))(xs)
-    e = jnp.where(ok, e, jnp.inf)
-    k = jnp.argmin(e)
-    certified = br.certified & (jnp.sum(want) <= 4) & (jnp.sum(unres) <= 2)
-    return sign * e[k], certified & conv[k]
+def _ground_energy(model, couplings, h):
+    """The lowest energy of eq. (13) on the Bloch sphere (ONE point): the lowest stationary point
+    of the canonical landscape at ``T = 0`` (certified search,
+    :func:`jaxlmg._canonical.stationary_points`).  Returns ``(value, converged)``."""
+    sp = stationary_points(model, couplings, h, jnp.zeros_like(h))
+    F = jnp.where(sp.kind > -2, sp.F, jnp.inf)
+    k = jnp.argmin(F)
+    return F[k], sp.converged[k] & jnp.isfinite(F[k])
 
 
 def energy_range_point(model: CollectiveSpinModel, couplings, h) -> EnergyRange:
     """``[min, max]`` of eq. (13) over the Bloch ball at ONE point (scalars).
 
-    Both extremes lie on the sphere ``s = 1`` (``h >= 0``), found by a certified search
-    (:func:`_sphere_minimum`).  For LMG4 with ``J, K >= 0``: ``eps_min`` is the ground-state
-    energy and ``eps_max = h``.
+    Both extremes lie on the sphere ``s = 1`` (``h >= 0``): ``eps_min`` is the ground-state energy
+    (the canonical landscape at ``T = 0``) and ``eps_max`` minus that of the reversed model
+    (:class:`jaxlmg.models.Reversed`, ``u -> -u``, ``φ = π``).  For LMG4 with ``J, K >= 0``,
+    ``eps_max = h``.
     """
     finite = jnp.isfinite(h)
     for x in jax.tree_util.tree_leaves(couplings):
@@ -157,8 +69,9 @@ def energy_range_point(model: CollectiveSpinModel, couplings, h) -> EnergyRange:
     hs = jnp.where(finite, jnp.abs(h), 1.0)
     cs = jax.tree_util.tree_map(lambda x: jnp.where(finite, x, 0.0), couplings)
     cs, hs = jax.lax.stop_gradient((cs, hs))
-    e_min, ok1 = _sphere_minimum(model, cs, hs, 1.0)
-    e_max, ok2 = _sphere_minimum(model, cs, hs, -1.0)
+    e_min, ok1 = _ground_energy(model, cs, hs)
+    e_max, ok2 = _ground_energy(Reversed(model), cs, hs)
+    e_max = -e_max
     status = jnp.where(ok1 & ok2, Status.OK, Status.NOT_CONVERGED)
     status = jnp.where(h >= 0, status, Status.OUT_OF_DOMAIN)
     status = jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)

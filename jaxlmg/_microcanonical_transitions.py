@@ -16,7 +16,6 @@ Kernels are for ONE point; :func:`jaxlmg._batch.batched` lifts them to arrays.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, NamedTuple
 
@@ -31,7 +30,7 @@ from ._model import entropy
 from ._shell import MicrocanonicalState, observables, point_at_maximum, shell_maximum
 from ._status import Status
 from ._validate import as_precision, check
-from .models import LMG4, CollectiveSpinModel, LMGCouplings, curvature_bound, quartic_bound
+from .models import LMG4, CollectiveSpinModel, LMGCouplings, Reversed
 
 __all__ = [
     "MicrocanonicalTransition",
@@ -139,30 +138,6 @@ def _first_order_kernel(couplings, h, *, model):
         temperature_above=nan(1.0 / ba), status=status)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Reversed:
-    """The model with ``u -> -u``: its states of temperature ``|T|`` are the states of temperature
-    ``T < 0`` of ``model`` with ``Mx -> -Mx`` (``φ = π``; ``e - T S = -(-u - h(-Mx) - |T| S)``)."""
-
-    model: Any
-
-    @property
-    def z2_symmetric(self) -> bool:
-        return self.model.z2_symmetric
-
-    def interaction(self, Mz, couplings):
-        return -self.model.interaction(Mz, couplings)
-
-    def max_field(self, couplings):
-        return self.model.max_field(couplings)
-
-    def max_curvature(self, couplings, m=1.0):
-        return curvature_bound(self.model, couplings, m)
-
-    def max_quartic(self, couplings):
-        return quartic_bound(self.model, couplings)
-
-
 class TemperaturePoint(NamedTuple):
     """Every MCE state of temperature ``T`` at ONE point (slots: every stationary point of the
     canonical landscape, sorted by energy, used slots first).
@@ -186,7 +161,7 @@ def _stationary_states(model, couplings, h, T):
     its reversal (``T < 0``), as states of ``model``: ``(Mz, s, eps, kind, certified)``."""
     sp = stationary_points(model, couplings, h, jnp.abs(T), max_roots=MAX_STATES)
     Mx = sp.Mx
-    if isinstance(model, _Reversed):
+    if isinstance(model, Reversed):
         model, Mx = model.model, -Mx
     eps = jax.vmap(lambda m, x: model.interaction(m, couplings) - h * x)(sp.Mz, Mx)
     return sp.Mz, sp.s, eps, sp.kind, sp.certified & jnp.all(sp.converged)
@@ -211,7 +186,7 @@ def temperature_point(model, couplings, h, T, *, signed: bool = True,
     cs, hs, Ts = jax.lax.stop_gradient((cs, hs, Ts))
     Mz, s, eps, kind, certified = _stationary_states(model, cs, hs, Ts)
     if signed:
-        neg = _stationary_states(_Reversed(model), cs, hs, Ts)
+        neg = _stationary_states(Reversed(model), cs, hs, Ts)
         Mz, s, eps, kind, certified = jax.tree_util.tree_map(
             lambda p, n: jnp.where(Ts < 0, n, p), (Mz, s, eps, kind, certified), neg)
     cold = Ts == 0
