@@ -31,6 +31,7 @@ import numpy as np
 
 from ._batch import batched
 from ._implicit import implicit_solution
+from ._inequivalence import ensemble_agreement
 from ._microcanonical_transitions import microcanonical_first_order_state
 from ._status import Status
 from ._transitions import Tricritical, coexistence, critical_field, tricritical
@@ -43,6 +44,7 @@ _MODEL = LMG4()
 _STEPS = 160  # evaluations per boundary at most: <= ~60 doublings of K, then ~50 bisections
 _XTOL = 4e-16  # relative width of the final bracket in K
 DEFAULT_POINTS = 48
+FOLD_OFFSET = 1e-4  # relative offset in h on each side of a spinodal for the MCE state count
 DEFAULT_K_MAX = 1.5  # in units of J
 
 
@@ -80,6 +82,11 @@ class PhaseDiagram(NamedTuple):
         jump_below: the MCE boundary ``T_below(h, K) = T``, on the ``h`` grid (``K`` is the root).
         jump_above: the MCE boundary ``T_above(h, K) = T``, on the same ``h`` grid.  The MCE
             temperature jumps over ``T`` for ``jump_below.K < K < jump_above.K`` at fixed ``h``.
+        fold_para, fold_ordered: the outer boundary of the inequivalence region away from the
+            jump region: the points of ``para_spinodal`` / ``ferro_spinodal`` where the number of
+            MCE states of temperature ``T`` changes (a fold of the caloric curve, local extremum
+            of ``T(ε)`` equal to ``T``), ``NO_TRANSITION`` at the spinodal points where it does
+            not (there the merging states are not entropy maxima of their shell).
     """
 
     T: Any
@@ -93,6 +100,8 @@ class PhaseDiagram(NamedTuple):
     ferro_spinodal: BoundaryCurve
     jump_below: BoundaryCurve
     jump_above: BoundaryCurve
+    fold_para: BoundaryCurve
+    fold_ordered: BoundaryCurve
 
 
 # --------------------------------------------------------------------------- MCE jump boundaries
@@ -207,6 +216,22 @@ def microcanonical_jump_boundaries(h, T, J=1.0) -> tuple[BoundaryCurve, Boundary
 # --------------------------------------------------------------------------- the whole diagram
 
 
+def _folds(curve: BoundaryCurve, T, J) -> BoundaryCurve:
+    """The points of a canonical spinodal where the number of MCE states of temperature ``T``
+    differs at ``h (1 ± FOLD_OFFSET)`` (:func:`jaxlmg.ensemble_agreement`)."""
+    ok = curve.status == Status.OK
+    h = jnp.where(ok, curve.h, 1.0)
+    K = jnp.where(ok, curve.K, 0.0)
+    side = [ensemble_agreement(h * (1.0 + s * FOLD_OFFSET), K, T, J) for s in (-1.0, 1.0)]
+    good = ok & (side[0].status == Status.OK) & (side[1].status == Status.OK)
+    fold = good & (side[0].n_mce_states != side[1].n_mce_states)
+    status = jnp.where(fold, Status.OK, jnp.where(good | ~ok, Status.NO_TRANSITION,
+                                                  Status.NOT_CONVERGED))
+    status = jnp.where(ok, status, curve.status).astype(jnp.int32)
+    return BoundaryCurve(K=curve.K, h=jnp.where(fold, curve.h, jnp.nan), status=status)
+
+
+
 def _default_fields(T, J, K_max, n):
     """``n`` fields on ``(h_c(T), h_1(K_max, T = 0)]``: where a jump boundary can pass at
     ``K <= K_max`` (the jump temperatures fall to 0 at the ground-state first-order field);
@@ -230,11 +255,15 @@ def phase_diagram(T, J=1.0, *, K=None, h=None, n: int = DEFAULT_POINTS) -> Phase
     not single valued in ``h``).  Both tricritical points are returned as points.
 
     Every point is an exact root (no expansion, no grid of states) with a status; the MCE
-    boundaries and ``h_1`` are differentiable (implicit function theorem).  The outer boundary of
-    the inequivalence region (where the number of MCE states of temperature ``T`` changes at a fold
-    of the caloric curve) is not computed here; :func:`jaxlmg.ensemble_agreement` maps it point by
-    point.  Not usable under ``jit`` (the default grids depend on ``T``); call the functions above
-    directly for that.
+    boundaries and ``h_1`` are differentiable (implicit function theorem).  The rest of the outer
+    boundary of the inequivalence region, where the number of MCE states of temperature ``T``
+    changes at a fold of the caloric curve, lies on the canonical spinodals (folds of ``T(ε)`` are
+    where two stationary points of the canonical landscape at ``T`` merge): ``fold_para`` and
+    ``fold_ordered`` keep the spinodal points where the count of MCE states
+    (:func:`jaxlmg.ensemble_agreement`) differs at ``h (1 ± 1e-4)`` (closer, the states next to
+    a fold are not all resolved by the MCE engine; so a fold within ~1e-4 of another boundary can
+    be missed).  Not usable under ``jit`` (the default grids depend on ``T``); call the functions
+    above directly for that.
 
     Args:
         T: temperature ``>= 0`` (scalar, energy units).  ``T = 0``: ground state (no MCE jump
@@ -298,9 +327,11 @@ def phase_diagram(T, J=1.0, *, K=None, h=None, n: int = DEFAULT_POINTS) -> Phase
         none = BoundaryCurve(K=jnp.full_like(h, jnp.nan), h=jnp.full_like(h, jnp.nan),
                              status=jnp.full(h.shape, Status.NO_TRANSITION, jnp.int32))
         below = above = none
+    para, ferro = canonical(co.para_spinodal), canonical(co.ferro_spinodal)
     return PhaseDiagram(
         T=jnp.asarray(T), J=jnp.asarray(J),
         critical_canonical=critical(tc_ce.K), critical_microcanonical=critical(k_mce),
         tricritical_canonical=tc_ce, tricritical_microcanonical=tc_mce,
-        first_order=canonical(co.h), para_spinodal=canonical(co.para_spinodal),
-        ferro_spinodal=canonical(co.ferro_spinodal), jump_below=below, jump_above=above)
+        first_order=canonical(co.h), para_spinodal=para, ferro_spinodal=ferro,
+        jump_below=below, jump_above=above,
+        fold_para=_folds(para, T, J), fold_ordered=_folds(ferro, T, J))

@@ -96,6 +96,21 @@ def test_canonical_lines_and_tricritical_points(pd):
     assert np.all((hc <= h1) & (h1 <= hf))
 
 
+def test_folds_bound_the_region_where_the_mce_passes_continuously(pd):
+    """Between the two tricritical points the MCE passes continuously through c < 0 states: the
+    number of its states of temperature T changes on both canonical spinodals (folds of T(ε)).
+    Beyond the MCE tricritical point it is first order: h_c is no longer a fold there."""
+    kce, kmce = float(pd.tricritical_canonical.K), float(pd.tricritical_microcanonical.K)
+    between = (K_GRID > kce) & (K_GRID < kmce)
+    assert between.any()
+    for fold, spinodal in ((pd.fold_para, pd.para_spinodal),
+                           (pd.fold_ordered, pd.ferro_spinodal)):
+        ok = np.asarray(fold.status) == jl.Status.OK
+        assert np.all(ok[between])
+        np.testing.assert_array_equal(np.asarray(fold.h)[ok], np.asarray(spinodal.h)[ok])
+    assert not np.any((np.asarray(pd.fold_para.status) == jl.Status.OK)[K_GRID > kmce])
+
+
 def test_no_jump_boundary_below_the_critical_field():
     """At h <= h_c(T) the MCE jump never reaches T: NaN with NO_TRANSITION (T > 0); the
     fields given are checked one by one."""
