@@ -44,7 +44,9 @@ _MODEL = LMG4()
 _STEPS = 160  # evaluations per boundary at most: <= ~60 doublings of K, then ~50 bisections
 _XTOL = 4e-16  # relative width of the final bracket in K
 DEFAULT_POINTS = 48
-FOLD_OFFSET = 1e-4  # relative offset in h on each side of a spinodal for the MCE state count
+#: relative offsets in h on each side of a spinodal at which the MCE states are counted (the
+#: states next to a fold are not all resolved by the MCE engine within ~1e-4 of it)
+FOLD_OFFSETS = (1e-4, 1e-3)
 DEFAULT_K_MAX = 1.5  # in units of J
 
 
@@ -218,18 +220,22 @@ def microcanonical_jump_boundaries(h, T, J=1.0) -> tuple[BoundaryCurve, Boundary
 
 def _folds(curve: BoundaryCurve, T, J) -> BoundaryCurve:
     """The points of a canonical spinodal where the number of MCE states of temperature ``T``
-    differs at ``h (1 ± FOLD_OFFSET)`` (:func:`jaxlmg.ensemble_agreement`)."""
+    differs between ``h (1 - d)`` and ``h (1 + d)`` for some ``d`` in :data:`FOLD_OFFSETS`
+    (:func:`jaxlmg.ensemble_agreement`)."""
     ok = curve.status == Status.OK
     h = jnp.where(ok, curve.h, 1.0)
     K = jnp.where(ok, curve.K, 0.0)
-    side = [ensemble_agreement(h * (1.0 + s * FOLD_OFFSET), K, T, J) for s in (-1.0, 1.0)]
-    good = ok & (side[0].status == Status.OK) & (side[1].status == Status.OK)
-    fold = good & (side[0].n_mce_states != side[1].n_mce_states)
+    fold = jnp.zeros(h.shape, bool)
+    good = ok
+    for d in FOLD_OFFSETS:
+        lo, hi = (ensemble_agreement(h * (1.0 + s * d), K, T, J) for s in (-1.0, 1.0))
+        good = good & (lo.status == Status.OK) & (hi.status == Status.OK)
+        fold = fold | (lo.n_mce_states != hi.n_mce_states)
+    fold = fold & good
     status = jnp.where(fold, Status.OK, jnp.where(good | ~ok, Status.NO_TRANSITION,
                                                   Status.NOT_CONVERGED))
     status = jnp.where(ok, status, curve.status).astype(jnp.int32)
     return BoundaryCurve(K=curve.K, h=jnp.where(fold, curve.h, jnp.nan), status=status)
-
 
 
 def _default_fields(T, J, K_max, n):
@@ -260,10 +266,10 @@ def phase_diagram(T, J=1.0, *, K=None, h=None, n: int = DEFAULT_POINTS) -> Phase
     changes at a fold of the caloric curve, lies on the canonical spinodals (folds of ``T(ε)`` are
     where two stationary points of the canonical landscape at ``T`` merge): ``fold_para`` and
     ``fold_ordered`` keep the spinodal points where the count of MCE states
-    (:func:`jaxlmg.ensemble_agreement`) differs at ``h (1 ± 1e-4)`` (closer, the states next to
-    a fold are not all resolved by the MCE engine; so a fold within ~1e-4 of another boundary can
-    be missed).  Not usable under ``jit`` (the default grids depend on ``T``); call the functions
-    above directly for that.
+    (:func:`jaxlmg.ensemble_agreement`) differs between ``h (1 - d)`` and ``h (1 + d)``, for
+    ``d = 1e-4`` or ``1e-3`` (closer, the MCE engine does not resolve all the states next to a
+    fold; so a fold within ~1e-3 of another boundary can be misjudged).  Not usable under
+    ``jit`` (the default grids depend on ``T``); call the functions above directly for that.
 
     Args:
         T: temperature ``>= 0`` (scalar, energy units).  ``T = 0``: ground state (no MCE jump
