@@ -53,6 +53,12 @@ from ._microcanonical_transitions import (  # noqa: E402
 from ._model import energy as energy  # noqa: E402
 from ._model import entropy as entropy  # noqa: E402
 from ._model import free_energy as free_energy  # noqa: E402
+from ._phase_diagram import BoundaryCurve as BoundaryCurve  # noqa: E402
+from ._phase_diagram import PhaseDiagram as PhaseDiagram  # noqa: E402
+from ._phase_diagram import (  # noqa: E402
+    microcanonical_jump_boundaries as microcanonical_jump_boundaries,
+)
+from ._phase_diagram import phase_diagram as phase_diagram  # noqa: E402
 from ._status import Status as Status  # noqa: E402
 from ._transitions import Coexistence as Coexistence  # noqa: E402
 from ._transitions import LandauCoefficients as LandauCoefficients  # noqa: E402
