@@ -158,13 +158,16 @@ class TemperaturePoint(NamedTuple):
 
 def _stationary_states(model, couplings, h, T):
     """The stationary points of the canonical landscape at ``|T|`` of ``model`` (``T >= 0``) or of
-    its reversal (``T < 0``), as states of ``model``: ``(Mz, s, eps, kind, certified)``."""
+    its reversal (``T < 0``), as states of ``model``: ``(Mz, s, eps, kind, converged)``."""
     sp = stationary_points(model, couplings, h, jnp.abs(T), max_roots=MAX_STATES)
     Mx = sp.Mx
     if isinstance(model, Reversed):
         model, Mx = model.model, -Mx
     eps = jax.vmap(lambda m, x: model.interaction(m, couplings) - h * x)(sp.Mz, Mx)
-    return sp.Mz, sp.s, eps, sp.kind, sp.certified & jnp.all(sp.converged)
+    # (as for the canonical engine, sp.certified is not required: next to a critical point or a
+    # spinodal the landscape is flat to rounding over a range no enclosure can resolve; the
+    # intervals left are candidates (kind 0), checked on their shell like every other state)
+    return sp.Mz, sp.s, eps, sp.kind, jnp.all(sp.converged | (sp.kind == -2))
 
 
 def temperature_point(model, couplings, h, T, *, signed: bool = True,
@@ -184,11 +187,11 @@ def temperature_point(model, couplings, h, T, *, signed: bool = True,
     hs = jnp.where(finite & (h >= 0), h, 1.0)
     Ts = jnp.where(finite, T, 1.0)
     cs, hs, Ts = jax.lax.stop_gradient((cs, hs, Ts))
-    Mz, s, eps, kind, certified = _stationary_states(model, cs, hs, Ts)
+    Mz, s, eps, kind, converged = _stationary_states(model, cs, hs, Ts)
     if signed:
         neg = _stationary_states(Reversed(model), cs, hs, Ts)
-        Mz, s, eps, kind, certified = jax.tree_util.tree_map(
-            lambda p, n: jnp.where(Ts < 0, n, p), (Mz, s, eps, kind, certified), neg)
+        Mz, s, eps, kind, converged = jax.tree_util.tree_map(
+            lambda p, n: jnp.where(Ts < 0, n, p), (Mz, s, eps, kind, converged), neg)
     cold = Ts == 0
     cand = (kind > -2) & jnp.isfinite(eps)
     # T = 0: only the ground state (the bottom of the spectrum) has temperature 0
@@ -208,7 +211,7 @@ def temperature_point(model, couplings, h, T, *, signed: bool = True,
     idx = order[perm]
     used_f = used_s[perm]
     n = jnp.sum(used_f).astype(jnp.int32)
-    status = jnp.where((n > 0) & certified, Status.OK, Status.NOT_CONVERGED)
+    status = jnp.where((n > 0) & converged, Status.OK, Status.NOT_CONVERGED)
     domain = (h >= 0) & (signed | (T >= 0))
     status = jnp.where(domain, status, Status.OUT_OF_DOMAIN)
     status = jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
