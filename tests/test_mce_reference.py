@@ -25,8 +25,10 @@ Everything on the reference side is NumPy only (no jaxlmg), written from the mea
 
 Points are concentrated within 1e-10 ... 1e-2 (relative) of ``K = J³/h²``, of MCE jumps (in
 ``T``, both temperatures of each jump) and of canonical first-order transitions, both signs of
-``T``.  A point whose reference answer is numerically undecidable (two shell minima equal to
-1e-13) is left out, and the test asserts that these are rare.
+``T``.  Where float64 cannot decide whether a candidate is the shell minimum (``|g| < 1e-13``)
+it is redone in 50 digits (mpmath); a point still undecided there is left out, and the test
+asserts that these are rare.  Regions where the engine fails today are strict xfails (see
+``TRICRITICAL_BAND``, ``H_EDGE``, ``PSPIN_BAND``), with exact failing inputs in their reasons.
 """
 
 from fractions import Fraction
