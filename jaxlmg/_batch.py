@@ -6,10 +6,11 @@ lifts it to NumPy-broadcast arrays of any shape:
 * inside a user's transformation (``jit``, ``vmap``, ``grad``: traced arguments) the whole batch is
   one ``jax.lax.map`` over ``vmap``-ed blocks of ``batch_size`` points, so derivatives flow through
   the kernel's own rules (implicit differentiation; solver loops are never differentiated);
-* for concrete arguments the flat batch is cut into chunks of a fixed size (one compilation for
-  every call) that run from one thread per CPU core (JAX releases the GIL while XLA computes: one
-  XLA:CPU program keeps only ~1.4 of 2 cores busy), then concatenated.  The numbers are bitwise
-  those of the single-program path.
+* for concrete arguments the flat batch is padded to one of a few sizes (:data:`BUCKETS`), so
+  that calls of any shape reuse a handful of compiled programs; a batch larger than one chunk is
+  cut into chunks of a fixed size that run from one thread per CPU core (JAX releases the GIL
+  while XLA computes: one XLA:CPU program keeps only ~1.4 of 2 cores busy), then concatenated.
+  A point's numbers do not depend on the batch it is computed in (to rounding).
 
 A sweep uses the same jitted chunk function, so a direct call and a sweep compute the same thing.
 """
@@ -34,6 +35,10 @@ CHUNK = 16384
 BLOCK = 1024
 #: Points recomputed together by the thorough pass of an escalating kernel.
 RETRY = 64
+#: Padded sizes of a concrete call of at most ``CHUNK`` points: every call of a kernel reuses one
+#: of these few compiled programs (compiling a certified search takes seconds; running a padded
+#: point, microseconds).
+BUCKETS = (64, BLOCK, CHUNK)
 
 
 def broadcast_flat(trees, dtype=None):
@@ -128,13 +133,8 @@ def _spread(fn: Callable, args, n: int):
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
 
-        def cut(x, start=start, stop=stop):
-            c = x[start:stop]
-            if stop - start < CHUNK:  # pad with the last point: one compiled shape for all
-                c = jnp.concatenate([c, jnp.broadcast_to(c[-1:], (CHUNK - (stop - start),))])
-            return c
-
-        chunks.append((jax.tree_util.tree_map(cut, args), stop - start))
+        part = jax.tree_util.tree_map(lambda x, start=start, stop=stop: x[start:stop], args)
+        chunks.append((_pad(part, stop - start, CHUNK), stop - start))  # one compiled shape
     pool = _pool()
     if pool is None:
         outs = [fn(*c) for c, _ in chunks]
@@ -143,6 +143,14 @@ def _spread(fn: Callable, args, n: int):
     return jax.tree_util.tree_map(
         lambda *xs: jnp.concatenate([x[:m] for x, (_, m) in zip(xs, chunks, strict=True)]),
         *outs)
+
+
+def _pad(args, n: int, size: int):
+    """Pad the 1-D leaves of ``args`` from ``n`` to ``size`` points with copies of the last one."""
+    if size == n:
+        return args
+    return jax.tree_util.tree_map(
+        lambda x: jnp.concatenate([x, jnp.broadcast_to(x[-1:], (size - n,))]), args)
 
 
 def _on_cpu() -> bool:
@@ -166,8 +174,12 @@ def batched(point_fn: Callable, args, *, static: tuple = (), dtype=None,
     flat, shape = broadcast_flat(tuple(args), dtype)
     n = jax.tree_util.tree_leaves(flat)[0].shape[0]
     concrete = not any(is_traced(x) for x in jax.tree_util.tree_leaves(flat))
+    kernel = flat_kernel(point_fn, static, BLOCK, escalate)
     if concrete and n > CHUNK and _on_cpu():
-        out = _spread(flat_kernel(point_fn, static, BLOCK, escalate), flat, n)
+        out = _spread(kernel, flat, n)
+    elif concrete and n <= CHUNK:
+        size = next(b for b in BUCKETS if b >= n)
+        out = jax.tree_util.tree_map(lambda x: x[:n], kernel(*_pad(flat, n, size)))
     else:
-        out = flat_kernel(point_fn, static, BLOCK, escalate)(*flat)
+        out = kernel(*flat)
     return jax.tree_util.tree_map(lambda x: x.reshape(shape), out)

@@ -20,27 +20,32 @@ Two views are offered:
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._batch import broadcast_flat
-from ._microcanonical import N_EPS, N_SCAN, microcanonical
+from ._canonical import stationary_points
+from ._entropy_grid import grid_nonconcave, negative_c_intervals
+from ._mce_branches import MAX_STATES
+from ._mce_structure import structure_point
+from ._microcanonical import microcanonical_state
 from ._microcanonical_transitions import (
     MicrocanonicalTransition,
-    TemperatureSolutions,
-    _transitions_flat,
-    analysis,
-    microcanonical_first_order,
+    batched_slots,
+    fit_slots,
+    microcanonical_at_temperature_state,
+    microcanonical_first_order_state,
+    temperature_point,
 )
 from ._status import Status
 from ._validate import as_precision, check
-from .models import LMG4, LMGCouplings
+from .models import LMG4, CollectiveSpinModel, LMGCouplings
 
 __all__ = ["Agreement", "EnsembleAgreement", "EntropyCurve", "ensemble_agreement",
-           "entropy_curve"]
+           "ensemble_agreement_state", "entropy_curve", "entropy_curve_state"]
 
 
 class Agreement(enum.IntEnum):
@@ -90,69 +95,84 @@ class EnsembleAgreement(NamedTuple):
     status: Any
 
 
-def _classify(sol: TemperatureSolutions, fo: MicrocanonicalTransition, T):
-    """Agreement code of ONE point from its MCE solutions at ``T`` and its MCE transition."""
-    used = sol.state.status == Status.OK
-    n = jnp.sum(used)
-    neg = jnp.any(used & (sol.state.specific_heat < 0))
-    para = jnp.any(used & (sol.state.Mz == 0))
-    ferro = jnp.any(used & (sol.state.Mz > 0))
-    jump = (fo.status == Status.OK) & (T > fo.temperature_above) & (T < fo.temperature_below)
+def _agreement_kernel(couplings, h, T, *, model):
+    """Agreement code of ONE point from every MCE state of temperature ``T``.
+
+    Along σ, ``T(ε) - T`` goes from ``-T`` (bottom of the spectrum) to ``+inf`` (``β = 0``); it
+    crosses zero upwards at each state with ``c > 0``, downwards at each state with ``c < 0`` and
+    at each MCE first-order transition whose temperature jump contains ``T`` (T drops there).  So
+    the number of MCE temperature jumps over ``T`` is ``n(c > 0) - n(c < 0) - 1``: no transition
+    has to be located to classify the point.
+    """
+    tp = temperature_point(model, couplings, h, T, signed=False)
+    used = tp.used
+    n = jnp.sum(used).astype(jnp.int32)
+    # h = 0: the paramagnet is the top of the spectrum (eps = u(0)), where T(eps) ends at
+    # T_top = -u''(0) instead of going to +inf; it is the CE state for every T >= T_top but an MCE
+    # state of temperature T_top only, so it takes no part in the crossing count.
+    edge = (h == 0) & (tp.Mz == 0)
+    cnt = used & ~edge
+    up = jnp.sum(cnt & (tp.kind > 0))
+    down = jnp.sum(cnt & (tp.kind < 0))
+    u2 = jax.grad(jax.grad(lambda m: model.interaction(m, couplings)))(jnp.zeros_like(h))
+    below_top = jnp.where(h == 0, T < -u2, True)
+    jump = (T > 0) & (up - down - below_top > 0)
+    neg = jnp.any(cnt & (tp.kind < 0))
+    para = jnp.any(used & (tp.Mz == 0))
+    ferro = jnp.any(used & (tp.Mz != 0))
     code = jnp.where(para & ferro, Agreement.CE_FIRST_ORDER_MCE_CONTINUOUS,
                      Agreement.MCE_NEGATIVE_SPECIFIC_HEAT)
     code = jnp.where(jump, Agreement.MCE_TEMPERATURE_JUMP, code)
     code = jnp.where((n <= 1) & ~jump, Agreement.EQUIVALENT, code)
-    return code.astype(jnp.int32), n.astype(jnp.int32), neg
+    # the CE state: the MCE state of temperature T of lowest free energy e - T sigma (eq. 19)
+    f = jnp.where(used, tp.eps - T * tp.entropy, jnp.inf)
+    ce_energy = tp.eps[jnp.argmin(f)]
+    good = tp.status == Status.OK
+    max_solutions = MAX_STATES + 1
+    slot = used[:max_solutions] & good
+    return EnsembleAgreement(
+        code=jnp.where(good, code, -1).astype(jnp.int32), n_mce_states=jnp.where(good, n, 0),
+        negative_specific_heat=good & neg, ce_energy=jnp.where(good, ce_energy, jnp.nan),
+        mce_eps=jnp.where(slot, tp.eps[:max_solutions], jnp.nan), status=tp.status)
 
 
-@jax.jit
-def _agreement_flat(sol: TemperatureSolutions, fo: MicrocanonicalTransition, T):
-    code, n, neg = jax.vmap(_classify)(sol, fo, T)
-    # The CE state is the MCE state of temperature T of lowest free energy e - T sigma: the CE
-    # global minimum sits where sigma touches its concave envelope with slope 1/T (eq. 19).
-    used = sol.state.status == Status.OK
-    f = jnp.where(used, sol.eps - T[:, None] * sol.state.entropy, jnp.inf)
-    k = jnp.argmin(f, axis=1)
-    ce_energy = jnp.take_along_axis(sol.eps, k[:, None], axis=1)[:, 0]
-    status = jnp.where(fo.status == Status.NOT_CONVERGED, fo.status, sol.status).astype(jnp.int32)
-    good = status == Status.OK
-    return EnsembleAgreement(code=jnp.where(good, code, -1), n_mce_states=jnp.where(good, n, 0),
-                             negative_specific_heat=good & neg,
-                             ce_energy=jnp.where(good, ce_energy, jnp.nan),
-                             mce_eps=jnp.where(good[:, None], sol.eps, jnp.nan), status=status)
+def ensemble_agreement_state(model: CollectiveSpinModel, couplings, h, T, *,
+                             max_solutions: int = 3) -> EnsembleAgreement:
+    """Do the canonical and microcanonical ensembles of any model (``u'(0) = 0``) agree at
+    ``(couplings, h, T)``?  See :func:`ensemble_agreement`; arguments broadcast."""
+    if max_solutions < 1:
+        raise ValueError(f"max_solutions must be >= 1, got {max_solutions}")
+    out = batched_slots(_agreement_kernel, (couplings, h, T), static=(("model", model),))
+    return fit_slots(out, max_solutions, jnp.ndim(out.status))
 
 
-def ensemble_agreement(h, K, T, J=1.0, *, max_solutions: int = 3, n_eps: int = N_EPS,
-                       n_scan: int = N_SCAN) -> EnsembleAgreement:
+def ensemble_agreement(h, K, T, J=1.0, *, max_solutions: int = 3) -> EnsembleAgreement:
     """Do the canonical and microcanonical ensembles agree at ``(h, K, T)``?  (eqs. 16, 19)
 
-    Computes every MCE state of temperature ``T`` (:func:`jaxlmg.microcanonical_at_temperature`;
-    the CE state is the one of lowest free energy ``ε - Tσ``) and the MCE first-order transition
-    of ``(h, K)`` (:func:`jaxlmg.microcanonical_first_order`), and classifies the point with an
-    :class:`Agreement` code (see its documentation for the exact semantics).
+    Finds every MCE state of temperature ``T`` (the stationary states of the canonical landscape
+    at ``T`` that are the certified entropy maximum of their own shell,
+    :func:`jaxlmg.microcanonical_at_temperature`; the CE state is the one of lowest free energy
+    ``ε - Tσ``) and classifies the point with an :class:`Agreement` code (see its documentation).
+    No scan in energy: the cost is a few certified 1-D searches per point.
 
     Args:
         h: transverse field ``>= 0``; K: 4-spin coupling ``>= 0``; J: 2-spin coupling ``> 0``;
-            T: temperature ``>= 0``; energy units; any broadcastable shapes.
+            T: temperature ``>= 0``; energy units; any broadcastable shapes.  ``h = 0`` is the
+            classical 2+4 Curie-Weiss model, solved exactly.
         max_solutions: slots for MCE states of temperature ``T`` (static).
-        n_eps: energies in the MCE scan of each ``(h, K)`` (static).
-        n_scan: points of the global scan of each MCE solve.
     Returns:
         :class:`EnsembleAgreement` of the broadcast shape (``mce_eps`` has a trailing axis of
         size ``max_solutions``).
+    Raises:
+        ValueError: a concrete argument is non-finite or out of range (named in the message).
     """
     check("J", J, lower=0.0, strict=True)
     check("h", h, lower=0.0)
     check("K", K, lower=0.0)
     check("T", T, lower=0.0)
     h, K, T, J = as_precision("float64", h, K, T, J)
-    model = LMG4()
-    (c, h, T), shape = broadcast_flat((LMGCouplings(J, K), h, T))
-    an = analysis(model, c, h, T, max_solutions=max_solutions, n_eps=n_eps, n_scan=n_scan)
-    leaves, treedef = jax.tree_util.tree_flatten(c)
-    fo = _transitions_flat(model, treedef, h, tuple(leaves), an.coexistence, an.rng_status)
-    out = _agreement_flat(an.solutions, fo, T)
-    return jax.tree_util.tree_map(lambda x: x.reshape(shape + x.shape[1:]), out)
+    return ensemble_agreement_state(LMG4(), LMGCouplings(J, K), h, T,
+                                    max_solutions=max_solutions)
 
 
 # --------------------------------------------------------------------------- one (h, K): the curve
@@ -189,35 +209,139 @@ class EntropyCurve(NamedTuple):
     jump: MicrocanonicalTransition
 
 
-def _upper_hull(x, y):
-    """Indices of the upper concave hull of points ``(x, y)``, ``x`` increasing (monotone chain)."""
-    hull: list[int] = []
-    for i in range(len(x)):
-        while len(hull) >= 2:
-            a, b = hull[-2], hull[-1]
-            cross = (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a])
-            if cross >= 0:  # b is on or below the chord a -> i
-                hull.pop()
-            else:
-                break
-        hull.append(i)
-    return np.asarray(hull)
+def _merge(lo, hi, tol: float = 1e-12):
+    """Union of intervals ``[lo_i, hi_i]`` (touching ones merged), sorted: ``(k, 2)``."""
+    order = np.argsort(lo)
+    out: list[list[float]] = []
+    for a, b in zip(lo[order], hi[order], strict=True):
+        if out and a <= out[-1][1] + tol * (1.0 + abs(a)):
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return np.asarray(out, np.float64).reshape(-1, 2)
 
 
-def entropy_curve(h: float, K: float, eps, J: float = 1.0, *, n_newton: int = 12,
-                  n_bisect: int = 60) -> EntropyCurve:
+def entropy_curve_state(model: CollectiveSpinModel, couplings, h, eps) -> EntropyCurve:
+    """σ(ε) of one ``(h, couplings)`` of any model with ``u'(0) = 0`` and where it is not concave.
+
+    See :func:`entropy_curve`.  Args: ``model`` (static), ``couplings`` (scalars), ``h >= 0``
+    (scalar), ``eps`` a 1-D increasing grid (energy units).  The intervals do not depend on the
+    grid (only σ, β, c, Mz and the envelope are evaluated on it).
+    """
+    eps = np.asarray(eps, np.float64)
+    if eps.ndim != 1 or eps.size < 3 or np.any(np.diff(eps) <= 0):
+        raise ValueError("eps must be a 1-D strictly increasing grid of at least 3 energies")
+    st = jax.tree_util.tree_map(np.asarray, microcanonical_state(model, couplings, h, eps))
+    ok = st.status == Status.OK
+    sig = st.entropy
+    S = jax.tree_util.tree_map(np.asarray, _structure(model, couplings, jnp.asarray(h, float)))
+    neg = _merge(S.piece_lo[S.piece_negative], S.piece_hi[S.piece_negative])
+    # double tangents, verified: both ends are the CE states (lowest e - T sigma among every MCE
+    # state of temperature T_t)
+    nonconcave, t_coex = [], []
+    cand = np.nonzero(S.tangent_ok)[0]
+    if cand.size:
+        T_t = 1.0 / S.tangent_beta[cand]
+        sol = jax.tree_util.tree_map(np.asarray, microcanonical_at_temperature_state(
+            model, couplings, h, T_t, max_solutions=MAX_STATES + 1))
+        sp = jax.tree_util.tree_map(np.asarray, _landscape(model, couplings,
+                                                           jnp.asarray(h, float), T_t))
+        for i, k in enumerate(cand):
+            # a double tangent joins two canonical minima across a free-energy barrier (a
+            # maximum between them); next to a critical point the candidates are rounding noise
+            f_min = sp.F[i][sp.kind[i] == 1]
+            e_max = sp.eps[i][sp.kind[i] == -1]
+            barrier = f_min.size >= 2 and np.any((e_max > S.tangent_lo[k])
+                                                  & (e_max < S.tangent_hi[k]))
+            if not barrier:
+                continue
+            used = sol.state.status[i] == Status.OK
+            e, f = sol.eps[i][used], (sol.eps[i] - T_t[i] * sol.state.entropy[i])[used]
+            if e.size < 2:
+                continue
+            ends = [np.argmin(np.abs(e - S.tangent_lo[k])), np.argmin(np.abs(e - S.tangent_hi[k]))]
+            close = all(abs(e[j] - x) <= 1e-8 * (1 + abs(x))
+                        for j, x in zip(ends, (S.tangent_lo[k], S.tangent_hi[k]), strict=True))
+            lowest = all(f[j] <= f.min() + 1e-10 * (1 + abs(f.min())) for j in ends)
+            if close and lowest and ends[0] != ends[1]:
+                nonconcave.append((S.tangent_lo[k], S.tangent_hi[k]))
+                t_coex.append(T_t[i])
+    # Cross-check on the grid: intervals the hull of sigma shows, refined to double tangents (a
+    # structure the exact route does not cover, e.g. a tangent between two ordered states, is
+    # still found where the grid resolves it); kept when not already found exactly.
+    def mce(e):
+        return jax.tree_util.tree_map(
+            np.asarray, microcanonical_state(model, couplings, h, np.asarray(e, np.float64)))
+
+    g_int, g_T = grid_nonconcave(mce, eps, sig, ok)
+    for (lo, hi), T_t in zip(g_int, g_T, strict=True):
+        if not any(abs(lo - a) <= 1e-9 * (1 + abs(a)) for a, _ in nonconcave):
+            nonconcave.append((lo, hi))
+            t_coex.append(T_t)
+    order = np.argsort([a for a, _ in nonconcave])
+    nonconcave = np.asarray(nonconcave, np.float64).reshape(-1, 2)[order]
+    t_coex = np.asarray(t_coex, np.float64)[order]
+    g_neg = negative_c_intervals(mce, eps, st, ok, 60)
+    if g_neg.size:
+        neg = _merge(np.concatenate([neg[:, 0], g_neg[:, 0]]),
+                     np.concatenate([neg[:, 1], g_neg[:, 1]]), tol=1e-9)
+    env = np.where(ok, sig, np.nan)
+    if nonconcave.size:
+        s_lo = np.asarray(microcanonical_state(model, couplings, h, nonconcave[:, 0]).entropy)
+        for (lo, hi), s0, T_t in zip(nonconcave, s_lo, t_coex, strict=True):
+            inside = (eps > lo) & (eps < hi)
+            env[inside] = s0 + (eps[inside] - lo) / T_t
+    concave = ok & (sig >= env - 1e-12 * (1.0 + np.abs(sig)))
+    fo = jax.tree_util.tree_map(np.asarray, microcanonical_first_order_state(model, couplings, h))
+    if fo.status == Status.OK and not (eps[0] <= fo.eps <= eps[-1]):
+        fo = fo._replace(**{f: np.asarray(np.nan) for f in fo._fields if f != "status"},
+                         status=np.asarray(Status.NO_TRANSITION, np.int32))
+    return EntropyCurve(eps=eps, entropy=sig, beta=st.beta, specific_heat=st.specific_heat,
+                        Mz=st.Mz, status=st.status, envelope=env, concave=concave,
+                        nonconcave=nonconcave, coexistence_temperature=t_coex,
+                        negative_specific_heat=neg, jump=fo)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _structure(model, couplings, h):
+    return structure_point(model, couplings, h)
+
+
+class _Landscape(NamedTuple):
+    F: Any
+    eps: Any
+    kind: Any
+
+
+def _landscape_kernel(couplings, h, T, *, model):
+    """Stationary points of the canonical landscape at ONE ``T``: free energy, energy and kind
+    (+1 minimum, -1 maximum, -2 unused slot)."""
+    sp = stationary_points(model, couplings, h, T, max_roots=MAX_STATES)
+    eps = jax.vmap(lambda m, x: model.interaction(m, couplings) - h * x)(sp.Mz, sp.Mx)
+    return _Landscape(F=sp.F, eps=eps, kind=sp.kind)
+
+
+def _landscape(model, couplings, h, T):
+    return batched_slots(_landscape_kernel, (couplings, h, T), static=(("model", model),))
+
+
+def entropy_curve(h: float, K: float, eps, J: float = 1.0) -> EntropyCurve:
     """Microcanonical entropy σ(ε) of one ``(h, K, J)`` and where it is not concave (eq. 16).
+
+    The non-concave intervals (double tangents: the latent heat of each canonical first-order
+    transition, with its temperature), the negative-specific-heat intervals and the MCE jump are
+    computed exactly from the family of shell-stationary states (:mod:`jaxlmg._mce_structure`),
+    to machine precision and independent of the grid ``eps``, on which σ, β, c, Mz and the concave
+    envelope are evaluated.
 
     Args:
         h, K, J: scalars (``h >= 0``, ``K >= 0``, ``J > 0``), energy units.
         eps: 1-D increasing energy grid (energy units); points outside the spectrum get
-            ``Status.ENERGY_OUT_OF_RANGE`` and are ignored by the analysis.
-        n_newton: Newton steps refining each double tangent from the grid's hull.
-        n_bisect: bisections refining each end of a negative-specific-heat interval.
+            ``Status.ENERGY_OUT_OF_RANGE``.
     Returns:
-        :class:`EntropyCurve`.  The interval analysis uses the grid to *find* structures (a
-        non-concave interval narrower than the grid spacing may be missed) and exact MCE solves
-        to *place* them.
+        :class:`EntropyCurve`.
+    Raises:
+        ValueError: a non-scalar or out-of-range parameter, or a bad grid (named in the message).
     """
     for name, v in (("h", h), ("K", K), ("J", J)):
         if np.ndim(v) != 0:
@@ -226,111 +350,4 @@ def entropy_curve(h: float, K: float, eps, J: float = 1.0, *, n_newton: int = 12
     check("h", h, lower=0.0)
     check("K", K, lower=0.0)
     check("eps", eps)
-    eps = np.asarray(eps, np.float64)
-    if eps.ndim != 1 or eps.size < 3 or np.any(np.diff(eps) <= 0):
-        raise ValueError("eps must be a 1-D strictly increasing grid of at least 3 energies")
-    h, K, J = float(h), float(K), float(J)
-
-    def mce(e):
-        st = microcanonical(h, K, np.asarray(e, np.float64), J)
-        return jax.tree_util.tree_map(np.asarray, st)
-
-    st = mce(eps)
-    ok = st.status == Status.OK
-    sig = st.entropy
-    beta = st.beta
-    env = np.full_like(sig, np.nan)
-    idx = np.nonzero(ok & np.isfinite(sig))[0]
-    nonconcave, t_coex = [], []
-    if idx.size >= 2:
-        x, y = eps[idx], sig[idx]
-        hull = _upper_hull(x, y)
-        env[idx] = np.interp(x, x[hull], y[hull])
-        # candidate intervals: hull edges skipping grid points that lie clearly below the chord
-        tol = 1e-12 * (1.0 + np.abs(y))
-        for a, b in zip(hull[:-1], hull[1:], strict=True):
-            if b > a + 1 and np.any(y[a + 1:b] < env[idx][a + 1:b] - tol[a + 1:b]):
-                lo, hi, bt = _double_tangent(mce, x[a], x[b], n_newton)
-                if np.isfinite(lo):
-                    nonconcave.append((lo, hi))
-                    t_coex.append(1.0 / bt)
-        # the envelope from the refined tangents (the grid hull is exact elsewhere)
-        for (lo, hi), T_t in zip(nonconcave, t_coex, strict=True):
-            s_lo = float(mce([lo]).entropy[0])
-            inside = (eps > lo) & (eps < hi)
-            env[inside] = s_lo + (eps[inside] - lo) / T_t
-    concave = ok & (sig >= env - 1e-12 * (1.0 + np.abs(sig)))
-
-    neg = _negative_c_intervals(mce, eps, st, ok, n_bisect)
-    fo = microcanonical_first_order(h, K, J)
-    fo = jax.tree_util.tree_map(np.asarray, fo)
-    if fo.status == Status.OK and not (eps[0] <= fo.eps <= eps[-1]):
-        fo = fo._replace(**{f: np.asarray(np.nan) for f in fo._fields if f != "status"},
-                         status=np.asarray(Status.NO_TRANSITION, np.int32))
-    return EntropyCurve(eps=eps, entropy=sig, beta=beta, specific_heat=st.specific_heat,
-                        Mz=st.Mz, status=st.status, envelope=env, concave=concave,
-                        nonconcave=np.asarray(nonconcave, np.float64).reshape(-1, 2),
-                        coexistence_temperature=np.asarray(t_coex, np.float64),
-                        negative_specific_heat=neg, jump=fo)
-
-
-def _double_tangent(mce, a: float, b: float, n_newton: int):
-    """Refine a hull edge ``[a, b]`` to the double tangent of σ: ``β(a) = β(b)`` and
-    ``σ(b) - σ(a) = β (b - a)``; 2-D Newton with the exact ``dβ/dε = -β²/c``.  Returns
-    ``(a, b, β)`` or NaNs if it does not converge."""
-    z = np.array([a, b], np.float64)
-    for _ in range(n_newton):
-        st = mce(z)
-        if np.any(st.status != Status.OK):
-            return np.nan, np.nan, np.nan
-        s, bt, c = st.entropy, st.beta, st.specific_heat
-        db = -bt * bt / c
-        L = z[1] - z[0]
-        bm = 0.5 * (bt[0] + bt[1])
-        E = np.array([bt[0] - bt[1], s[1] - s[0] - bm * L])
-        Jm = np.array([[db[0], -db[1]],
-                       [-bt[0] + bm - 0.5 * db[0] * L, bt[1] - bm - 0.5 * db[1] * L]])
-        step = np.linalg.solve(Jm, -E)
-        z = z + step
-        if np.all(np.abs(step) <= 1e-13 * (1.0 + np.abs(z))):
-            break
-    st = mce(z)
-    good = (np.all(st.status == Status.OK) and z[0] < z[1]
-            and abs(st.beta[0] - st.beta[1]) <= 1e-9 * (1.0 + abs(st.beta[0])))
-    return (z[0], z[1], 0.5 * (st.beta[0] + st.beta[1])) if good else (np.nan, np.nan, np.nan)
-
-
-def _negative_c_intervals(mce, eps, st, ok, n_bisect: int):
-    """Intervals with ``c < 0``: grid runs, each end refined by bisection on the sign of ``c``
-    (the end is a zero of dβ/dε, a kink of β at an MCE critical point, or an MCE jump)."""
-    neg = ok & (st.specific_heat < 0)
-    edges = []
-    i = 0
-    n = eps.size
-    while i < n:
-        if neg[i]:
-            j = i
-            while j + 1 < n and neg[j + 1]:
-                j += 1
-            edges.append((i, j))
-            i = j + 1
-        else:
-            i += 1
-    if not edges:
-        return np.zeros((0, 2))
-    # bracket each end between a grid point with c < 0 and its neighbour with c >= 0
-    lo_in = np.array([eps[i] for i, _ in edges])
-    lo_out = np.array([eps[i - 1] if i > 0 else eps[i] for i, _ in edges])
-    hi_in = np.array([eps[j] for _, j in edges])
-    hi_out = np.array([eps[j + 1] if j + 1 < n else eps[j] for _, j in edges])
-    a = np.concatenate([lo_in, hi_in])
-    b = np.concatenate([lo_out, hi_out])
-    for _ in range(n_bisect):
-        mid = 0.5 * (a + b)
-        c = mce(mid).specific_heat
-        inside = c < 0
-        a = np.where(inside, mid, a)
-        b = np.where(inside, b, mid)
-    ends = 0.5 * (a + b)
-    k = len(edges)
-    return np.stack([ends[:k], ends[k:]], axis=1)
+    return entropy_curve_state(LMG4(), LMGCouplings(float(J), float(K)), float(h), eps)

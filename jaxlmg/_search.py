@@ -118,7 +118,8 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
         nodes: ``(n,)`` increasing scan points.
         max_roots: slots of the result.
         capacity: intervals bisected per round (the cost of a round is ``capacity`` evaluations).
-        stack: uncertain intervals waiting at most (more: ``certified = False``).
+        stack: uncertain intervals waiting at most (more: ``certified = False``); at least the
+            number of scan intervals, so that no interval of the scan is ever dropped.
         max_rounds: bisection rounds at most (each halves the uncertain intervals); ``0``: no
             refinement (a fast pass: ``certified`` is ``False`` as soon as one interval is
             uncertain, and uncertain intervals are not returned).
@@ -127,6 +128,7 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
     Returns:
         :class:`Brackets`.
     """
+    stack = max(stack, nodes.shape[0] - 1)
     g, aux = jax.vmap(gfun)(nodes)
     dtype = nodes.dtype
     inf = jnp.asarray(jnp.inf, dtype)

@@ -38,6 +38,7 @@ __all__ = [
     "LongitudinalLMG4",
     "PSpin",
     "PSpinCouplings",
+    "Reversed",
     "curvature_bound",
     "quartic_bound",
     "interaction_derivative",
@@ -240,3 +241,40 @@ def quartic_bound(model: CollectiveSpinModel, couplings):
         return model.max_quartic(couplings)
     u4 = lambda t: interaction_derivative(model, couplings, t, 4)  # noqa: E731
     return 2.0 * _sampled(model, couplings, 1.0, u4) + 1e-12
+
+
+@dataclass(frozen=True)
+class Reversed:
+    """``model`` with its interaction reversed, ``u -> -u`` (same couplings).
+
+    The top of the spectrum and the states of negative temperature of ``model`` are the ground
+    state and the states of temperature ``|T|`` of ``Reversed(model)``, with ``Mx -> -Mx``
+    (``φ = π``): ``e - T S = -[(-u) - h(-Mx) - |T| S]`` for ``T < 0``.  The engines use it for
+    ``jl.energy_range`` (``eps_max``) and for the microcanonical states of ``T < 0``; its bounds
+    are those of ``model`` (a sign changes no bound on a derivative of u).
+
+    Args:
+        model: any :class:`CollectiveSpinModel`.
+    """
+
+    model: Any
+
+    @property
+    def z2_symmetric(self) -> bool:
+        return self.model.z2_symmetric
+
+    def interaction(self, Mz, couplings):
+        """``-u(Mz)`` of the wrapped model."""
+        return -self.model.interaction(Mz, couplings)
+
+    def max_field(self, couplings):
+        """The wrapped model's bound on ``|u'|``."""
+        return self.model.max_field(couplings)
+
+    def max_curvature(self, couplings, m=1.0):
+        """The wrapped model's bound on ``|u''|`` over ``|Mz| <= m``."""
+        return curvature_bound(self.model, couplings, m)
+
+    def max_quartic(self, couplings):
+        """The wrapped model's bound on the fourth derivative of u."""
+        return quartic_bound(self.model, couplings)

@@ -12,8 +12,9 @@ import pytest
 from scipy.optimize import brentq, minimize_scalar
 
 import jaxlmg as jl
+from jaxlmg._batch import flat_kernel
 from jaxlmg._canonical import paramagnetic_stiffness
-from jaxlmg._microcanonical import _EXECUTABLES, energy_range, microcanonical
+from jaxlmg._microcanonical import energy_range, microcanonical
 from jaxlmg._microcanonical_transitions import (
     microcanonical_at_temperature,
     microcanonical_first_order,
@@ -186,13 +187,25 @@ def test_batched_equals_loop_and_no_recompilation():
     rng = np.random.default_rng(14)
     h, K, eps = random_points(rng, 8)
     batch = microcanonical(h, K, eps)
-    size = len(_EXECUTABLES)
-    for i in range(8):  # a single point is padded to the batch's compiled shape
+    for i in range(8):
         one = microcanonical(h[i], K[i], eps[i])
         for f in batch._fields:
             np.testing.assert_array_equal(getattr(one, f), getattr(batch, f)[i])
+    size = flat_kernel.cache_info().currsize, _compiled()
     microcanonical(h + 0.01, K, eps)
-    assert len(_EXECUTABLES) == size
+    microcanonical(h[0] + 0.01, K[0], eps[0])
+    assert (flat_kernel.cache_info().currsize, _compiled()) == size
+
+
+def _compiled():
+    """Executables compiled for the microcanonical kernel (all shapes)."""
+    from jaxlmg._batch import BLOCK
+    from jaxlmg._microcanonical import _state_kernel
+    from jaxlmg._shell import FAST_ROUNDS, MAX_ROUNDS
+
+    fn = flat_kernel(_state_kernel, (("model", LMG4()), ("max_rounds", FAST_ROUNDS)), BLOCK,
+                     (("max_rounds", MAX_ROUNDS),))
+    return fn._cache_size()
 
 
 # --------------------------------------------------------------------------- derivatives

@@ -1,17 +1,26 @@
 """Fig. 2 (both ensembles), Fig. 3 (tricritical K against T) and the inequivalence map.
 
 Everything is computed from the exact boundary functions of :mod:`jaxlmg` (no sketching, no
-low-temperature formula except where drawn for comparison).
+low-temperature formula except where drawn for comparison); the lines of Fig. 2 and of the
+inequivalence map are those of :func:`jaxlmg.phase_diagram`, drawn by
+:func:`jaxlmg.figures.phase_diagrams.draw_boundaries`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import jax
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
 import jaxlmg as jl
+
+from .phase_diagrams import draw_boundaries
+
+N_LINE = 48  # points per line (<= 64: one compiled batch size for every line)
+N_CHECK = 32  # ensemble_agreement check grid per axis (32² = 1024: one compiled batch size)
 
 
 def _fig3(out_dir: Path) -> Path:
@@ -41,81 +50,77 @@ def _fig3(out_dir: Path) -> Path:
     return path
 
 
-def _fig2_panel(ax, T, K_range, h_range):
-    K = np.linspace(*K_range, 241)
-    ce = jl.tricritical(T, "canonical")
-    mce = jl.tricritical(T, "microcanonical")
-    h1 = np.asarray(jl.first_order_field(K, T))
-    hc = float(jl.critical_field(T))
-    if np.isfinite(hc):
-        Kce, Kmce = float(ce.K), float(mce.K)
-        ax.plot([K_range[0], Kce], [hc, hc], color="C0", lw=2, label="second order (both)")
-        ax.plot([Kce, Kmce], [hc, hc], color="C3", lw=2, ls="--",
-                label="second order, MCE only")
-        ax.plot(Kce, hc, "o", color="C0", label=f"CE tricritical K = {Kce:.5f}")
-        ax.plot(Kmce, hc, "s", color="C3", label=f"MCE tricritical K = {Kmce:.5f}")
-    ax.plot(K, h1, color="k", lw=1.5, label="CE first order (exact coexistence)")
-    ax.set_xlim(*K_range)
-    ax.set_ylim(*h_range)
-    ax.set_xlabel("K / J")
-    ax.set_ylabel("h / J")
-    ax.set_title(f"T = {T:g} J (βJ = {1 / T:g})")
-    ax.legend(fontsize=6, loc="lower right")
+def _diagram(T, K, h=None):
+    return jax.tree_util.tree_map(np.asarray, jl.phase_diagram(T, K=K, h=h))
 
 
 def _fig2(out_dir: Path) -> Path:
-    fig = Figure(figsize=(10, 4.2))
-    a, b = fig.subplots(1, 2)
-    _fig2_panel(a, 0.5, (0.2, 0.32), (1.9, 2.1))
-    _fig2_panel(b, 2.0, (0.0, 1.2), (0.0, 3.0))
-    fig.suptitle("Fig. 2: (K, h) diagram in both ensembles, boundaries computed exactly")
+    """Both ensembles, every line from :func:`jaxlmg.phase_diagram`: βJ = 2 (whole view and a zoom
+    on the tricritical points) and βJ = 1/2."""
+    fig = Figure(figsize=(15, 4.6))
+    axes = fig.subplots(1, 3)
+    views = [(0.5, (0.0, 1.5), (1.6, 3.3)),
+             (0.5, (0.24, 0.3), (1.996, 2.02)),
+             (2.0, (0.0, 3.0), (0.0, 3.3))]
+    for ax, (T, K_range, h_range) in zip(axes, views, strict=True):
+        K = np.linspace(*K_range, N_LINE)
+        hc = float(jl.critical_field(T)) if T <= 2 else 0.0
+        # fields for the MCE boundaries: denser next to h_c, where the region starts
+        h = hc + (h_range[1] - hc) * np.linspace(0.0, 1.0, N_LINE + 1)[1:] ** 2
+        pd = _diagram(T, K, h)
+        handles = draw_boundaries(ax, pd)
+        ax.set(xlim=K_range, ylim=h_range, xlabel="K / J", ylabel="h / J",
+               title=f"T = {T:g} J (βJ = {1 / T:g})")
+        ax.legend(handles=handles, fontsize=6, loc="lower right", framealpha=0.9)
+    fig.suptitle("Fig. 2: (K, h) diagram in both ensembles, every boundary computed "
+                 "(jaxlmg.phase_diagram); middle: zoom on the tricritical points at βJ = 2")
     path = out_dir / "fig2_ensembles.png"
     fig.savefig(path, dpi=130, bbox_inches="tight")
     return path
 
 
-def _inequivalence_panel(ax, T, h, K, legend_loc):
-    ag = jl.ensemble_agreement(h[:, None], K[None, :], T)
-    code = np.asarray(ag.code, float)
-    n_bad = int(np.sum(np.asarray(ag.status) != jl.Status.OK))
-    code[np.asarray(ag.status) != jl.Status.OK] = np.nan
-    names = [a.name for a in jl.Agreement]
-    im = ax.pcolormesh(K, h, code, cmap="tab10", vmin=-0.5, vmax=9.5, shading="nearest")
-    present = sorted({int(c) for c in np.unique(code[np.isfinite(code)])})
-    for c in present:
-        ax.plot([], [], "s", color=im.cmap(im.norm(c)), label=names[c])
-    Kf = np.linspace(K[0], K[-1], 200)
-    h1 = np.asarray(jl.first_order_field(Kf, T))
-    ax.plot(Kf, h1, color="k", lw=0.8, label="CE first order (exact)")
-    ce, mce = jl.tricritical(T, "canonical"), jl.tricritical(T, "microcanonical")
+def _inequivalence_panel(ax, T, h_range, K_range, legend_loc):
+    """The region boundaries from :func:`jaxlmg.phase_diagram`, with a coarse point-by-point
+    :func:`jaxlmg.ensemble_agreement` overlay (markers) as a check."""
+    K = np.linspace(*K_range, N_LINE)
     hc = float(jl.critical_field(T))
-    ax.plot([K[0], float(mce.K)], [hc, hc], color="k", lw=0.8, ls=":",
-            label="critical field (second order)")
-    ax.plot(float(ce.K), float(ce.h), "o", color="k", label="CE tricritical")
-    ax.plot(float(mce.K), float(mce.h), "s", color="k", label="MCE tricritical")
-    ax.set_xlim(K[0], K[-1])
-    ax.set_ylim(h[0], h[-1])
-    ax.set_xlabel("K / J")
-    ax.set_ylabel("h / J")
-    note = f"; {n_bad} points not converged (white)" if n_bad else ""
-    ax.set_title(f"{h.size} x {K.size} points{note}", fontsize=8)
+    hb = hc + (h_range[1] - hc) * np.linspace(0.0, 1.0, N_LINE + 1)[1:] ** 2
+    handles = draw_boundaries(ax, _diagram(T, K, hb))
+    hg = np.linspace(*h_range, N_CHECK)
+    Kg = np.linspace(*K_range, N_CHECK)
+    ag = jl.ensemble_agreement(hg[:, None], Kg[None, :], T)
+    code = np.asarray(ag.code)
+    bad = np.asarray(ag.status) != jl.Status.OK
+    KK, HH = np.meshgrid(Kg, hg)
+    cmap = matplotlib.colormaps["tab10"]
+    for a in jl.Agreement:
+        sel = (code == a) & ~bad
+        if sel.any():
+            handles += ax.plot(KK[sel], HH[sel], "s", ms=2.5, color=cmap(int(a)), alpha=0.8,
+                               label=f"ensemble_agreement: {a.name}")
+    if bad.any():
+        handles += ax.plot(KK[bad], HH[bad], "x", ms=3, color="k",
+                           label=f"ensemble_agreement: status not OK ({int(bad.sum())})")
+    ax.set(xlim=K_range, ylim=h_range, xlabel="K / J", ylabel="h / J")
+    ax.set_title(f"lines: phase_diagram; squares: {N_CHECK} x {N_CHECK} ensemble_agreement",
+                 fontsize=8)
     if legend_loc == "outside":
-        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    else:
-        ax.legend(fontsize=6, loc=legend_loc)
+        ax.legend(handles=handles, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    elif legend_loc is not None:
+        ax.legend(handles=handles, fontsize=6, loc=legend_loc)
 
 
 def _inequivalence(out_dir: Path) -> Path:
     T = 1.0
-    fig = Figure(figsize=(12.5, 4.6))
+    fig = Figure(figsize=(13, 4.8))
     a, b = fig.subplots(1, 2)
-    _inequivalence_panel(a, T, np.linspace(1.7, 2.2, 51), np.linspace(0.15, 0.7, 51), "upper left")
+    _inequivalence_panel(a, T, (1.7, 2.2), (0.15, 0.7), None)  # same legend as the right
     # zoom on the tricritical points: the CE jumps, the MCE passes continuously (c < 0)
     hc = float(jl.critical_field(T))
-    _inequivalence_panel(b, T, np.linspace(hc - 0.001, hc + 0.004, 31), np.linspace(0.2, 0.3, 41),
-                         "outside")
-    fig.suptitle(f"Ensemble (in)equivalence at T = {T:g} J (ensemble_agreement, exact MCE states "
-                 "of temperature T); right: zoom on the tricritical points")
+    _inequivalence_panel(b, T, (hc - 0.001, hc + 0.004), (0.2, 0.3), "outside")
+    fig.suptitle(f"Ensemble (in)equivalence at T = {T:g} J: region boundaries from "
+                 "jaxlmg.phase_diagram, checked point by point; right: zoom on the tricritical "
+                 "points")
     path = out_dir / "inequivalence_map.png"
     fig.savefig(path, dpi=130, bbox_inches="tight")
     return path

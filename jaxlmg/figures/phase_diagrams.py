@@ -1,16 +1,13 @@
-"""Fig. 1 (ground state, (K/J, h/J)) and Fig. 2 (canonical (h/J, K/J) at T = 0.25 J and T = 2 J).
+"""Fig. 1 (ground state, (K/J, h/J)) and Fig. 2 ((h/J, K/J) at βJ = 2 and βJ = 1/2).
 
 Data: the sweeps ``sweeps/fig1_ground_state.toml`` and ``sweeps/fig2_canonical_hk.toml`` (the
 order parameter ``Mz``, the number of local minima ``n_minima`` and ``status`` on the grid).
-Lines:
-
-* second-order line ``h_c(T)``: :func:`jaxlmg.critical_field`, the exact root of
-  ``h/(2J) = tanh(h/T)`` (eq. 25; ``2J`` at ``T = 0``), drawn for ``K`` below the tricritical ``K``;
-* tricritical point: :func:`jaxlmg.tricritical` (``b2 = b4 = 0``; ``(2J, J/4)`` at ``T = 0``,
-  ``(0, J/6)`` at ``T = 2J``);
-* first-order line: ``jaxlmg.first_order_field(K, T)`` (exact coexistence) where the core
-  provides it, and, always, the jump of the order parameter in the sweep data (dots) as an
-  independent check; Fig. 1 also shows the paper's near-tricritical expansion, eq. (18).
+Lines: every one from :func:`jaxlmg.phase_diagram` (one call per temperature, drawn by
+:func:`draw_boundaries`): the second-order line ``h_c(T)`` up to the canonical and up to the
+microcanonical tricritical point, both tricritical points, the canonical first-order line and its
+spinodals, and the boundaries of the region where the microcanonical temperature jumps over ``T``.
+The jump of the order parameter in the sweep data (dots) is an independent check of the
+first-order line; Fig. 1 also shows the paper's near-tricritical expansion, eq. (18).
 
 Hatched: two local minima (``n_minima == 2``, metastability between the spinodals).  Grey: grid
 points whose ``status`` is not OK (the engine's failures are shown, not hidden).
@@ -25,32 +22,105 @@ import numpy as np
 
 from ._data import sweep_dataset
 
-__all__ = ["plot", "plot_fig1", "plot_fig2", "critical_field", "tricritical_K", "jump_line"]
+__all__ = ["plot", "plot_fig1", "plot_fig2", "draw_boundaries", "jump_line"]
 
 FIG1_SPEC = "fig1_ground_state"
 FIG2_SPEC = "fig2_canonical_hk"
-N_EXACT = 48  # K values at which the exact first-order field is evaluated (one compile for all)
+FIG2_TEMPERATURES = (0.5, 2.0)  # βJ = 2 and βJ = 1/2 (the paper's); = the T of FIG2_SPEC
+N_EXACT = 48  # K values per line (<= 64: every call reuses the smallest compiled batch)
 
 
-# --------------------------------------------------------------------------- exact lines (numpy)
+# --------------------------------------------------------------------------- lines from the core
 
 
-def critical_field(T: float, J: float = 1.0) -> float:
-    """Exact second-order field (eq. 25) from the core, :func:`jaxlmg.critical_field`:
-    ``2J`` at ``T = 0``, ``0`` at ``T = 2J``, NaN above."""
+def _diagram(T: float, K: np.ndarray, h: np.ndarray | None = None):
+    """:func:`jaxlmg.phase_diagram` at ``T`` as NumPy, or ``None`` if it fails (the figure then
+    shows the sweep data only, and says so on stderr)."""
+    import jax
+
     import jaxlmg
 
-    return float(jaxlmg.critical_field(T, J))
+    try:
+        return jax.tree_util.tree_map(np.asarray, jaxlmg.phase_diagram(T, K=K, h=h))
+    except Exception as e:  # noqa: BLE001 - a figure must not die of a core bug; say it loudly
+        print(f"jaxlmg: phase_diagram(T={T}) failed ({type(e).__name__}: {e}); drawing the "
+              "sweep data only", file=sys.stderr)
+        return None
 
 
-def tricritical_K(T: float, J: float = 1.0) -> tuple[float, float]:
-    """Canonical tricritical point ``(h, K)`` at temperature ``T`` from the core,
-    :func:`jaxlmg.tricritical` (``(2J, J/4)`` at ``T = 0``, ``(0, J/6)`` at ``T = 2J``, NaN
-    above)."""
-    import jaxlmg
+def _line(curve, *ends):
+    """``(K, h)`` of the OK points of a :class:`jaxlmg.BoundaryCurve`, with end points (``(K, h)``
+    pairs, e.g. a tricritical point) added where finite, sorted along the curve's parameter."""
+    ok = curve.status == 0
+    K, h = list(curve.K[ok]), list(curve.h[ok])
+    for k, hh in ends:
+        if np.isfinite(k) and np.isfinite(hh):
+            K.append(float(k))
+            h.append(float(hh))
+    return np.asarray(K), np.asarray(h)
 
-    tc = jaxlmg.tricritical(T, "canonical", J)
-    return float(tc.h), float(tc.K)
+
+def draw_boundaries(ax, pd, *, transpose: bool = False, spinodals: bool = True) -> list:
+    """Draw every line of a :class:`jaxlmg.PhaseDiagram` (NumPy leaves) on ``ax``.
+
+    Axes ``(K, h)``, or ``(h, K)`` with ``transpose``.  Returns the legend handles.  No physics
+    here: the points are those of :func:`jaxlmg.phase_diagram`, only joined.
+    """
+    xy = (lambda K, h: (h, K)) if transpose else (lambda K, h: (K, h))  # noqa: E731
+    ce, mce = pd.tricritical_canonical, pd.tricritical_microcanonical
+    tce = (float(ce.K), float(ce.h))
+    tmce = (float(mce.K), float(mce.h))
+    out = []
+    K, h = _line(pd.critical_canonical, tce)
+    if K.size > 1 and np.all(h > 0):  # T >= 2J: no second-order line at h > 0
+        out += ax.plot(*xy(K, h), color="tab:blue", lw=2, label="second order, both ensembles")
+    K, h = _line(pd.critical_microcanonical, tce, tmce)
+    sel = K >= tce[0] if np.isfinite(tce[0]) else np.ones(K.shape, bool)
+    if sel.sum() > 1 and np.all(h > 0):
+        out += ax.plot(*xy(K[sel], h[sel]), color="tab:red", lw=2, ls="--",
+                       label="second order, MCE only")
+    K, h = _line(pd.first_order, tce)
+    o = np.argsort(K)
+    out += ax.plot(*xy(K[o], h[o]), color="k", lw=1.8, label="CE first order (equal f)")
+    if spinodals:
+        K, h = _line(pd.ferro_spinodal, tce)
+        o = np.argsort(K)
+        out += ax.plot(*xy(K[o], h[o]), color="0.45", lw=1, ls=":",
+                       label="CE spinodals (ordered; para = h_c)")
+        K, h = _line(pd.para_spinodal)
+        ax.plot(*xy(K, h), color="0.45", lw=1, ls=":")
+        # the folds: the spinodal points where the number of MCE states of temperature T changes
+        first = True
+        for curve in (pd.fold_para, pd.fold_ordered):
+            ok = curve.status == 0
+            if ok.sum() > 1:
+                line = ax.plot(*xy(curve.K[ok], curve.h[ok]), color="tab:purple", lw=2.5,
+                               alpha=0.6, label="outer boundary of inequivalence (folds)"
+                               if first else None)
+                out += line if first else []
+                first = False
+    # the MCE jump region: at each h, jump_below.K < K < jump_above.K (curves from the MCE TCP)
+    both = (pd.jump_below.status == 0) & (pd.jump_above.status == 0)
+    hj = np.concatenate([[tmce[1]], pd.jump_below.h[both]]) if np.isfinite(tmce[0]) \
+        else pd.jump_below.h[both]
+    kb = np.concatenate([[tmce[0]], pd.jump_below.K[both]]) if np.isfinite(tmce[0]) \
+        else pd.jump_below.K[both]
+    ka = np.concatenate([[tmce[0]], pd.jump_above.K[both]]) if np.isfinite(tmce[0]) \
+        else pd.jump_above.K[both]
+    if hj.size > 1:
+        fill = ax.fill_between if transpose else ax.fill_betweenx
+        out.append(fill(hj, kb, ka, color="tab:orange", alpha=0.35, lw=0,
+                        label="MCE temperature jumps over T"))
+        out += ax.plot(*xy(kb, hj), color="tab:orange", lw=1.2,
+                       label="MCE jump boundaries: T_below = T, T_above = T")
+        ax.plot(*xy(ka, hj), color="tab:orange", lw=1.2)
+    if np.isfinite(tce[0]):
+        out += ax.plot(*xy(*tce), "o", color="k", ms=6,
+                       label=f"CE tricritical ({tce[0]:.5g} J, {tce[1]:.5g} J)")
+    if np.isfinite(tmce[0]):
+        out += ax.plot(*xy(*tmce), "s", color="tab:red", ms=6,
+                       label=f"MCE tricritical ({tmce[0]:.5g} J, {tmce[1]:.5g} J)")
+    return out
 
 
 def jump_line(Mz: np.ndarray, h: np.ndarray, K: np.ndarray, *, threshold: float = 0.02,
@@ -72,19 +142,6 @@ def jump_line(Mz: np.ndarray, h: np.ndarray, K: np.ndarray, *, threshold: float 
             Ks.append(k)
             hs.append(0.5 * (hh[i] + hh[i + 1]))
     return np.asarray(Ks), np.asarray(hs)
-
-
-def _exact_first_order(K: np.ndarray, T: np.ndarray) -> np.ndarray | None:
-    """``jaxlmg.first_order_field`` at the points ``(K, T)`` (one call), or ``None`` if it fails
-    (the figure then shows the data line only)."""
-    import jaxlmg
-
-    try:
-        return np.asarray(jaxlmg.first_order_field(K, T, 1.0), dtype=float)
-    except Exception as e:  # noqa: BLE001 - a figure must not die of a core bug; say it loudly
-        print(f"jaxlmg: first_order_field failed ({type(e).__name__}: {e}); drawing the "
-              "first-order line from the sweep data only", file=sys.stderr)
-        return None
 
 
 # --------------------------------------------------------------------------- drawing helpers
@@ -127,8 +184,9 @@ def _legend_proxies(ax, n_bad: int):
 
 
 def plot_fig1(out_dir, *, spec_dir="sweeps", data_dir=None, progress=None,
-              exact: np.ndarray | None = None, K_exact: np.ndarray | None = None) -> Path:
-    """Fig. 1: ground state (T = 0) in the (K/J, h/J) plane; writes ``fig1_ground_state.png``."""
+              pd=None) -> Path:
+    """Fig. 1: ground state (T = 0) in the (K/J, h/J) plane; writes ``fig1_ground_state.png``.
+    ``pd``: :func:`jaxlmg.phase_diagram` at ``T = 0`` (NumPy leaves) or ``None``."""
     ds = sweep_dataset(FIG1_SPEC, spec_dir, data_dir, progress).isel(T=0)
     h, K = ds.h.values, ds.K.values
     Mz, nm, st = ds.Mz.values, ds.n_minima.values, ds.status.values  # [h, K]
@@ -136,11 +194,9 @@ def plot_fig1(out_dir, *, spec_dir="sweeps", data_dir=None, progress=None,
     ax = fig.add_subplot()
     im, n_bad = _panel(ax, K, h, Mz, nm, st, transpose=False)
     fig.colorbar(im, ax=ax, label=r"$M_z = s\,m_z$")
-    k2 = np.linspace(0.0, 0.25, 2)
-    handles = [ax.plot(k2, [2.0, 2.0], color="tab:blue", lw=2, label="second order, h = 2J")[0]]
-    if exact is not None and np.isfinite(exact).any():
-        handles += ax.plot(K_exact, exact, color="tab:red", lw=2,
-                           label="first order (exact, first_order_field" + _failed(exact) + ")")
+    handles = []
+    if pd is not None:
+        handles += draw_boundaries(ax, pd, spinodals=False)
     Kj, hj = jump_line(Mz, h, K)
     sel = Kj > 0.25
     handles += ax.plot(Kj[sel], hj[sel], ".", color="tab:red", ms=3,
@@ -148,7 +204,6 @@ def plot_fig1(out_dir, *, spec_dir="sweeps", data_dir=None, progress=None,
     Ke = np.linspace(0.25, K[-1], 200)
     he = _eq18_field(Ke)
     handles += ax.plot(Ke, he, "--", color="orange", lw=1, label="eq. (18), expansion near TCP")
-    handles += ax.plot([0.25], [2.0], "o", color="k", ms=6, label="tricritical (J/4, 2J)")
     handles += _legend_proxies(ax, n_bad)
     ax.set(xlabel="K/J", ylabel="h/J", xlim=(K[0], K[-1]), ylim=(h[0], h[-1]),
            title="Ground state (T = 0): paramagnet above, ferromagnet below")
@@ -158,55 +213,40 @@ def plot_fig1(out_dir, *, spec_dir="sweeps", data_dir=None, progress=None,
     return path
 
 
-def _failed(values: np.ndarray) -> str:
-    """Legend note on the points where the exact line is NaN (a gap in the line)."""
-    n = int(np.isnan(values).sum())
-    return f"; NaN at {n} of {values.size} K" if n else ""
-
-
 def _eq18_field(K, J=1.0):
-    """Inverse of eq. (18), ``K/J = h/(8J) + sqrt(h (h/J - 2)/J) / 2``, for ``h >= 2J``."""
+    """Inverse of eq. (18), ``K/J = h/(8J) + sqrt(h (h/J - 2)/J) / 2``, for ``h >= 2J`` (the
+    paper's near-tricritical expansion, drawn for comparison only)."""
     h = np.linspace(2.0 * J, 6.0 * J, 4001)
     Kh = h / 8.0 + 0.5 * np.sqrt(h * (h / J - 2.0) / J)
     return np.interp(K, Kh, h, right=np.nan)
 
 
 def plot_fig2(out_dir, *, spec_dir="sweeps", data_dir=None, progress=None,
-              exact: dict | None = None, K_exact: np.ndarray | None = None) -> Path:
-    """Fig. 2 (canonical): (h/J, K/J) at T = 0.25 J and 2 J; writes ``fig2_canonical_hk.png``."""
+              diagrams: dict | None = None) -> Path:
+    """Fig. 2: (h/J, K/J) at βJ = 2 and βJ = 1/2, the canonical sweep (colour: ``Mz``) under every
+    line of :func:`jaxlmg.phase_diagram` in both ensembles; writes ``fig2_canonical_hk.png``.
+    ``diagrams``: ``{T: PhaseDiagram}`` (NumPy leaves) for the sweep's temperatures."""
     ds = sweep_dataset(FIG2_SPEC, spec_dir, data_dir, progress)
     h, K = ds.h.values, ds.K.values
-    fig = _figure(figsize=(11, 4.6), layout="constrained")
+    fig = _figure(figsize=(12, 5.2), layout="constrained")
     axes = fig.subplots(1, len(ds.T))
     for ax, T in zip(np.atleast_1d(axes), ds.T.values, strict=True):
         d = ds.sel(T=T)
         im, n_bad = _panel(ax, h, K, d.Mz.values, d.n_minima.values, d.status.values,
                            transpose=True)
-        handles = []
-        hc = critical_field(T)
-        htc, Ktc = tricritical_K(T)
-        if np.isfinite(hc) and hc > 0:
-            handles += ax.plot([hc, hc], [0.0, Ktc], color="tab:blue", lw=2,
-                               label=f"second order, h_c = {hc:.4g} J (eq. 25)")
-        ex = None if exact is None else exact.get(float(T))
-        if ex is not None and np.isfinite(ex).any():
-            valid = K_exact > Ktc if np.isfinite(Ktc) else np.ones_like(K_exact, bool)
-            handles += ax.plot(ex, K_exact, color="tab:red", lw=2,
-                               label="first order (exact, first_order_field"
-                                     + _failed(ex[valid]) + ")")
+        pd = None if diagrams is None else diagrams.get(float(T))
+        handles = [] if pd is None else draw_boundaries(ax, pd, transpose=True)
         Kj, hj = jump_line(d.Mz.values, h, K)
+        Ktc = np.inf if pd is None else float(pd.tricritical_canonical.K)
         sel = Kj > Ktc if np.isfinite(Ktc) else slice(None)
         handles += ax.plot(hj[sel], Kj[sel], ".", color="tab:red", ms=3,
                            label=r"first order: $M_z$ jump in the sweep")
-        if np.isfinite(Ktc):
-            handles += ax.plot([htc], [Ktc], "o", color="k", ms=6,
-                               label=f"tricritical ({htc:.3g} J, {Ktc:.4g} J)")
         handles += _legend_proxies(ax, n_bad)
         beta = "" if T == 0 else f", βJ = {1 / T:g}"
         ax.set(xlabel="h/J", ylabel="K/J", xlim=(h[0], h[-1]), ylim=(K[0], K[-1]),
-               title=f"canonical, T = {T:g} J{beta}")
-        ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.9)
-    fig.colorbar(im, ax=axes, label=r"$M_z$")
+               title=f"T = {T:g} J{beta}: canonical Mz, lines in both ensembles")
+        ax.legend(handles=handles, loc="upper left", fontsize=6, framealpha=0.9)
+    fig.colorbar(im, ax=axes, label=r"$M_z$ (canonical)")
     path = Path(out_dir) / "fig2_canonical_hk.png"
     fig.savefig(path, dpi=130)
     return path
@@ -216,17 +256,9 @@ def plot(out_dir, *, spec_dir="sweeps", data_dir=None, progress=None) -> list[Pa
     """Write Fig. 1 and Fig. 2 to ``out_dir``; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # The exact first-order field for both figures in one call (one compilation).
-    K1 = np.linspace(0.25, 0.6, N_EXACT + 1)[1:]
-    K2 = np.linspace(0.0, 1.5, N_EXACT + 1)[1:]
-    Ts = (0.25, 2.0)
-    K_all = np.concatenate([K1, *[K2] * len(Ts)])
-    T_all = np.concatenate([np.zeros_like(K1), *[np.full_like(K2, T) for T in Ts]])
-    ex = _exact_first_order(K_all, T_all)
-    ex1 = ex2 = None
-    if ex is not None:
-        ex1 = ex[:N_EXACT]
-        ex2 = {T: ex[N_EXACT * (i + 1):N_EXACT * (i + 2)] for i, T in enumerate(Ts)}
+    # <= 64 points per line: every call reuses the smallest compiled batch of each engine
+    pd1 = _diagram(0.0, np.linspace(0.0, 0.6, N_EXACT))
+    K2 = np.linspace(0.0, 1.5, N_EXACT)
+    diagrams = {T: _diagram(T, K2) for T in FIG2_TEMPERATURES}
     kw = {"spec_dir": spec_dir, "data_dir": data_dir, "progress": progress}
-    return [plot_fig1(out_dir, exact=ex1, K_exact=K1, **kw),
-            plot_fig2(out_dir, exact=ex2, K_exact=K2, **kw)]
+    return [plot_fig1(out_dir, pd=pd1, **kw), plot_fig2(out_dir, diagrams=diagrams, **kw)]

@@ -1,0 +1,256 @@
+"""The exact structure of σ(ε) at fixed ``(h, couplings)``, from the family of stationary states.
+
+Every local maximum of the entropy on an energy shell is a stationary point of the spin length on
+it, ``R(m) = h² m + (u(m) - ε) u'(m) = 0`` (:mod:`jaxlmg._shell`).  For a model with ``u'(0) = 0``
+(every Z₂ model, and PSpin) these are
+
+* the paramagnet ``m = 0`` at every energy: ``Mx = (u(0) - ε)/h``, ``β = artanh(Mx)/h`` (eq. 36);
+* the *ordered family*, one state per ``m != 0``, at the energy
+  ``ε(m) = u(m) + h²/w(m)`` with ``w = u'(m)/m``, ``Mx = -h/w``, ``s² = m² + h²/w²`` and
+  ``β = artanh(s)/r``, ``r = sqrt(h² + u'²)`` (``-m/u'`` has the sign of ``β``).
+
+So the structure of σ needs no scan in energy: it is a set of roots of smooth functions of the
+single coordinate ``m`` (``x = m²`` for Z₂ models, where every root near ``m = 0`` is simple):
+
+* **states of temperature T** (``β_T = 1/T``): the paramagnet at ``Mx = tanh(β_T h)``, and the roots
+  of ``ρ(m) = 1 + w tanh(β_T r)/r`` (the canonical stationarity ``b = -u'(Mz(b))`` written in
+  ``m``: the MCE states of temperature T are stationary points of the canonical landscape at T,
+  Campa, Dauxois, Ruffo, Phys. Rep. 480, 57 (2009); Bouchet & Barré, J. Stat. Phys. 118, 1073
+  (2005));
+* **MCE first-order transitions** (paramagnet <-> ordered, equal entropy at equal energy): roots of
+  ``E(m) = (s²(m) - s²_para(ε(m)))/m²``
+  ``= -2 (q/m⁴)/w - (Δu/m²)²/h²`` (Z₂; ``Δu = u - u(0)``, ``q = Δu - m u'/2``, both computed by
+  Gauss-Legendre quadrature of ``u'`` and ``u'''`` so that nothing cancels as ``m -> 0``: the jump
+  is resolved down to ``ΔMz ~ 1e-6`` next to the MCE tricritical point ``K = J³/h²``).
+
+Each root found by a sign change on a fixed internal set of nodes (dense in ``m``, geometric towards
+``m = 0``) is polished by :func:`jaxlmg._search.newton_root` and then *verified* with the certified
+shell maximum (:func:`jaxlmg._shell.shell_candidates`): only states that are the global entropy
+maximum at their energy are microcanonical states.  Derivatives of the roots come from
+:func:`jaxlmg._implicit.implicit_solution`.  One point per call (batched by the entry points).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._implicit import implicit_solution
+from ._search import newton_root
+from ._shell import shell_candidates
+
+__all__ = ["BranchState", "branch_state", "coordinate", "first_order_jump", "jump_residual",
+           "polish_roots", "sign_brackets", "temperature_residual", "temperature_states"]
+
+_GL_T, _GL_W = np.polynomial.legendre.leggauss(10)
+_GL_T, _GL_W = 0.5 * (_GL_T + 1.0), 0.5 * _GL_W  # on [0, 1]
+N_NODES = 48
+N_GEOM = 20
+MAX_STATES = 4  # ordered states of one temperature (plus the paramagnet)
+SAME_STATE = 1e-6  # |Mz| agreement that identifies a stationary state with the MCE maximum
+
+
+def _quad(f):
+    t = jnp.asarray(_GL_T)
+    return jnp.sum(jnp.asarray(_GL_W) * jax.vmap(f)(t))
+
+
+def _w(model, c, m):
+    """``u'(m)/m`` (``u''(0)`` at ``m = 0``; needs ``u'(0) = 0``: no cancellation for m -> 0)."""
+    u = lambda x: model.interaction(x, c)  # noqa: E731
+    up = jax.grad(u)(m)
+    return jnp.where(m != 0, up / jnp.where(m != 0, m, 1.0), jax.grad(jax.grad(u))(0.0 * m))
+
+
+def _du_over_m2(model, c, m):
+    """``(u(m) - u(0))/m² = ∫₀¹ t w(tm) dt`` (Gauss-Legendre: no cancellation as m -> 0)."""
+    return _quad(lambda t: t * _w(model, c, t * m))
+
+
+def _q_over_m4(model, c, m):
+    """``(Δu - m u'/2)/m⁴ = -(1/2) ∫₀¹ (1 - t) t² u₃(tm)/(tm) dt`` (``u₃ = u'''``, odd for Z₂)."""
+    u3 = jax.grad(jax.grad(jax.grad(lambda x: model.interaction(x, c))))
+
+    def f(t):
+        y = t * m
+        return (1.0 - t) * t * t * u3(y) / jnp.where(y != 0, y, 1.0)
+
+    return -0.5 * _quad(f)
+
+
+class BranchState(NamedTuple):
+    """A state of the ordered family (or the paramagnet) at ``Mz = m``."""
+
+    m: Any
+    eps: Any
+    Mx: Any
+    s2: Any
+    beta: Any
+
+
+def branch_state(model, c, h, m) -> BranchState:
+    """The ordered-family state at ``Mz = m != 0`` (ONE point, closed forms)."""
+    u = model.interaction(m, c)
+    w = _w(model, c, m)
+    w_safe = jnp.where(w != 0, w, 1.0)
+    eps = u + h * h / w_safe
+    Mx = -h / w_safe
+    s2 = m * m + Mx * Mx
+    r = jnp.sqrt(h * h + (m * w) ** 2)
+    s = jnp.sqrt(jnp.minimum(s2, 1.0))
+    beta = jnp.where(-1.0 / w_safe >= 0, 1.0, -1.0) * jnp.arctanh(s) / jnp.where(r > 0, r, 1.0)
+    return BranchState(m=m, eps=eps, Mx=Mx, s2=s2, beta=beta)
+
+
+def coordinate(model):
+    """Nodes and the map node -> m (``x = m²`` for Z₂ models)."""
+    t = np.linspace(0.0, 1.0, N_NODES)[1:]
+    geom = np.logspace(-24, -2, N_GEOM)
+    if model.z2_symmetric:
+        xs = np.unique(np.concatenate([geom, t * t]))
+        return xs, lambda x: jnp.sqrt(x)
+    half = np.unique(np.concatenate([np.sqrt(geom), t]))
+    return np.concatenate([-half[::-1], half]), lambda x: x
+
+
+def sign_brackets(g, xs, slots: int):
+    """The first ``slots`` sign changes of ``g`` on the nodes ``xs``: ``(lo, hi, g_lo, used)``."""
+    gs = jax.vmap(g)(xs)
+    change = (gs[:-1] < 0) != (gs[1:] < 0)
+    change = change & jnp.isfinite(gs[:-1]) & jnp.isfinite(gs[1:])
+    idx = jnp.nonzero(change, size=slots, fill_value=0)[0]
+    used = jnp.arange(slots) < jnp.sum(change)
+    return xs[idx], xs[idx + 1], gs[idx], used, jnp.sum(change)
+
+
+def polish_roots(g, lo, hi, glo, used):
+    def gd(x):
+        return jax.jvp(g, (x,), (jnp.ones_like(x),))
+
+    def one(lo, hi, glo, act):
+        lo_, hi_ = jnp.where(act, lo, 0.0), jnp.where(act, hi, 0.0)
+        return newton_root(gd, 0.5 * (lo_ + hi_), lo_, hi_, jnp.where(act, glo, -1.0),
+                           n_iter=1, active=act)
+
+    return jax.vmap(one)(lo, hi, glo, used)
+
+
+# --------------------------------------------------------------------------- temperature
+
+
+def temperature_residual(model, x, p):
+    """``ρ = 1 + w tanh(β_T r)/r`` at the node ``x`` (``m = √x`` for Z₂ models); ``p = (c, h,
+    beta_T)``."""
+    c, h, bT = p
+    m = jnp.sqrt(x) if model.z2_symmetric else x
+    w = _w(model, c, m)
+    r = jnp.sqrt(h * h + (m * w) ** 2)
+    small = jnp.abs(bT * r) < 1e-8
+    r_safe = jnp.where(small, 1.0, r)
+    tanhc = jnp.where(small, bT, jnp.tanh(bT * r_safe) / r_safe)
+    return 1.0 + w * tanhc
+
+
+@functools.cache
+def _temperature_G(model):
+    return functools.partial(temperature_residual, model)
+
+
+class TemperatureStates(NamedTuple):
+    m: Any  # (MAX_STATES + 1,) Mz of each candidate, the paramagnet first
+    eps: Any
+    ok: Any  # a stationary state with s <= 1 (not yet checked to be the entropy maximum)
+    count: Any  # stationary points found (may exceed the slots)
+
+
+def temperature_states(model, c, h, T) -> TemperatureStates:
+    """Every state of temperature ``T != 0`` stationary in ``Mz`` at its energy (ONE point; the
+    paramagnet first).  Whether each is the entropy maximum of its shell is for the caller to
+    check (:func:`jaxlmg._microcanonical_transitions.temperature_point`)."""
+    c, h, T = jax.lax.stop_gradient((c, h, T))
+    dtype = jnp.result_type(h, T, float)
+    bT = 1.0 / jnp.where(T != 0, T, 1.0)
+    xs_np, to_m = coordinate(model)
+    xs = jnp.asarray(xs_np, dtype)
+    G = _temperature_G(model)
+    g = lambda x: G(x, (c, h, bT))  # noqa: E731
+    lo, hi, glo, used, count = sign_brackets(g, xs, MAX_STATES)
+    xr, conv = polish_roots(g, lo, hi, glo, used)
+    ms = to_m(xr)
+    br = jax.vmap(lambda m: branch_state(model, c, h, m))(ms)
+    u0 = model.interaction(jnp.zeros((), dtype), c)
+    Mx_p = jnp.tanh(bT * h)
+    eps_p = u0 - h * Mx_p
+    m_all = jnp.concatenate([jnp.zeros((1,), dtype), ms])
+    e_all = jnp.concatenate([eps_p[None], br.eps])
+    ok = jnp.concatenate([jnp.ones((1,), bool), used & conv & (br.s2 <= 1.0)])
+    return TemperatureStates(m=m_all, eps=e_all, ok=ok, count=count)
+
+
+# --------------------------------------------------------------------------- first order
+
+
+def jump_residual(model, x, p):
+    """``E = (s² - s²_para)/m²`` along the ordered family at the node ``x``; ``p = (c, h)``."""
+    c, h = p
+    m = jnp.sqrt(x) if model.z2_symmetric else x
+    w = _w(model, c, m)
+    du = _du_over_m2(model, c, m)
+    h2 = h * h
+    if model.z2_symmetric:
+        return -2.0 * _q_over_m4(model, c, m) / w - du * du / h2 * 1.0
+    # non-Z2 with u'(0) = 0: E = 1 - 2 (Δu/m)/u' - (Δu/m)²/h² with Δu/m = m du, u' = m w
+    return 1.0 - 2.0 * du / w - (m * du) ** 2 / h2
+
+
+@functools.cache
+def _jump_G(model):
+    return functools.partial(jump_residual, model)
+
+
+class Jump(NamedTuple):
+    m: Any  # Mz of the ordered state at the jump (its partner is the paramagnet)
+    eps: Any
+    found: Any
+    converged: Any
+
+
+def first_order_jump(model, c, h, slots: int = 3) -> Jump:
+    """The paramagnet <-> ordered MCE first-order transitions of ONE ``(h, couplings)``: the roots
+    of :func:`jump_residual` that are verified as two coexisting global entropy maxima; the one of
+    largest ``|ΔMz|`` is returned, its root differentiable (implicit function theorem)."""
+    cs, hs = jax.lax.stop_gradient((c, h))
+    dtype = jnp.result_type(h, float)
+    xs_np, to_m = coordinate(model)
+    xs = jnp.asarray(xs_np, dtype)
+    G = _jump_G(model)
+    hpos = hs > 0
+    h_safe = jnp.where(hpos, hs, 1.0)
+    g = lambda x: G(x, (cs, h_safe))  # noqa: E731
+    lo, hi, glo, used, _ = sign_brackets(g, xs, slots)
+    xr, conv = polish_roots(g, lo, hi, glo, used)
+    ms = to_m(xr)
+    br = jax.vmap(lambda m: branch_state(model, cs, h_safe, m))(ms)
+
+    def verified(m, e, ok):
+        cand = shell_candidates(model, cs, h_safe, e)
+        best = jnp.min(jnp.where(cand.cand_ok, cand.cand_rel, jnp.inf))
+        tol = 1e-11
+        near = cand.cand_ok & (cand.cand_rel <= best + tol)
+        para = jnp.abs(cand.cand_m) <= 1e-12
+        ordered = jnp.abs(cand.cand_m - m) <= SAME_STATE * (1 + jnp.abs(m))
+        both = jnp.any(near & para) & jnp.any(near & ordered)
+        return ok & cand.feasible & both & cand.para_min & (jnp.abs(m) > 1e-6)
+
+    good = jax.vmap(verified)(ms, br.eps, used & conv & (br.s2 <= 1.0))
+    # the largest jump; between equal ones (PSpin(3): ±ε mirror jumps) the lowest energy
+    size = jnp.where(good, jnp.abs(ms), -1.0)
+    k = jnp.argmin(jnp.where(good & (size >= jnp.max(size) * (1 - 1e-9)), br.eps, jnp.inf))
+    x_star = implicit_solution(G, jnp.where(good[k], xr[k], xs[-1]), (c, jnp.where(hpos, h, 1.0)))
+    m = to_m(x_star)
+    return Jump(m=m, eps=branch_state(model, c, h, m).eps, found=good[k] & hpos,
+                converged=conv[k])

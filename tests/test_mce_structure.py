@@ -1,0 +1,111 @@
+"""Exact structure of σ(ε) (issue 12, item 2 and inputs 2-4): MCE jumps, non-concave intervals,
+states of a temperature and the agreement codes, independent of any grid.
+
+Right values of the issue inputs come from an independent 30-digit reference; the jumps next to
+``K = J³/h²`` are compared with a reference written here (Brent's method on the entropy difference
+of the paramagnet and the ordered state from the cubic of ``tests/test_mce_certified.py``).
+"""
+
+import numpy as np
+import pytest
+from test_mce_certified import jump_energy
+
+import jaxlmg as jl
+from jaxlmg.models import PSpin, PSpinCouplings
+
+J = 1.0
+
+
+def test_issue_input_2_mce_first_order():
+    tr = jl.microcanonical_first_order(np.array([1.2, 1.0]), np.array([0.7, 1.001]))
+    assert list(np.asarray(tr.status)) == [jl.Status.OK, jl.Status.OK]
+    np.testing.assert_allclose(tr.eps, [-0.719994302787474, -0.49999993758584], rtol=0,
+                               atol=1e-12)
+    np.testing.assert_allclose(tr.Mz_below[0], 0.0533857, atol=1e-7)
+    assert tr.Mz_above[0] == 0
+    np.testing.assert_allclose([tr.temperature_below[0], tr.temperature_above[0]],
+                               [1.73814659373, 1.73125257731], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(abs(tr.Mz_below[1] - tr.Mz_above[1]), 0.0158, atol=1e-4)
+
+
+@pytest.mark.parametrize("n", [401, 801])
+def test_issue_input_3_nonconcave_interval_does_not_depend_on_the_grid(n):
+    h, K = 1.9197961844146372, 0.26
+    rng = jl.energy_range(h, K)
+    c = jl.entropy_curve(h, K, np.linspace(float(rng.eps_min), h, n))
+    np.testing.assert_allclose(c.nonconcave, [[-1.8593497619176, -1.83897374301411]], rtol=0,
+                               atol=1e-10)
+    np.testing.assert_allclose(c.coexistence_temperature, [1.0], rtol=0, atol=1e-10)
+    # every c < 0 interval lies inside the non-concave one
+    for lo, hi in c.negative_specific_heat:
+        assert c.nonconcave[0, 0] <= lo <= hi <= c.nonconcave[0, 1]
+
+
+def test_issue_input_4_classical_limit():
+    T = np.array([2.35, 2.5])
+    for h in (0.0, 1e-3):
+        a = jl.ensemble_agreement(h, 0.5, T)
+        assert list(np.asarray(a.status)) == [0, 0]
+        np.testing.assert_allclose(a.ce_energy, jl.canonical(h, 0.5, T).energy, rtol=0, atol=1e-9)
+        assert list(np.asarray(a.code)) == [jl.Agreement.CE_FIRST_ORDER_MCE_CONTINUOUS,
+                                            jl.Agreement.EQUIVALENT]
+        assert list(np.asarray(a.n_mce_states)) == [3, 1]
+
+
+def test_jumps_next_to_the_mce_tricritical_field():
+    """K = J³/h² (1 + δ), δ from 1e-4 to 1e-1 (ΔMz down to ~5e-3): every jump is found, to 1e-10
+    in energy; below K = J³/h² there is none.  (Closer, the reference's Brent bracket on a
+    geometric energy grid no longer resolves the jump.)"""
+    rng = np.random.default_rng(5)
+    h = rng.uniform(0.7, 1.8, 16)
+    delta = 10 ** np.linspace(-4, -1, 16)
+    K = J**3 / h**2 * (1 + delta)
+    tr = jl.microcanonical_first_order(h, K)
+    ref = np.array([jump_energy("lmg4", hh, KK, (-hh * hh / 2 + 1e-15, 0.0))
+                    for hh, KK in zip(h, K, strict=True)])
+    assert np.all(np.asarray(tr.status) == jl.Status.OK)
+    # (the reference's bracket scan misses a few; compare where it found the jump)
+    found = np.isfinite(ref)
+    assert found.sum() >= 12
+    np.testing.assert_allclose(np.asarray(tr.eps)[found], ref[found], rtol=0, atol=1e-10)
+    below = jl.microcanonical_first_order(h, J**3 / h**2 * (1 - delta))
+    assert np.all(np.asarray(below.status) == jl.Status.NO_TRANSITION)
+
+
+def test_states_of_a_temperature_have_that_temperature():
+    rng = np.random.default_rng(8)
+    n = 24
+    h, K, T = rng.uniform(0.2, 2.5, n), rng.uniform(0.0, 1.2, n), rng.uniform(0.4, 2.5, n)
+    sol = jl.microcanonical_at_temperature(h, K, T, max_solutions=5)
+    assert np.all(np.asarray(sol.status) == jl.Status.OK)
+    used = np.asarray(sol.state.status) == jl.Status.OK
+    st = jl.microcanonical(np.broadcast_to(h[:, None], used.shape)[used],
+                           np.broadcast_to(K[:, None], used.shape)[used],
+                           np.asarray(sol.eps)[used])
+    well = np.asarray(st.s) < 1 - 1e-5
+    Tb = np.broadcast_to(T[:, None], used.shape)[used]
+    np.testing.assert_allclose(np.asarray(st.temperature)[well], Tb[well], rtol=1e-9)
+    # the canonical state is one of them
+    ce = jl.canonical(h, K, T)
+    dist = np.nanmin(np.abs(np.asarray(sol.eps) - np.asarray(ce.energy)[:, None]), axis=1)
+    assert np.all(dist < 1e-9)
+
+
+def test_pspin3_generic_functions():
+    model, c = PSpin(3), PSpinCouplings(J)
+    h = np.array([0.9, 1.0, 1.1])
+    tr = jl.microcanonical_first_order_state(model, c, h)
+    assert np.all(np.asarray(tr.status) == jl.Status.OK)
+    lo = np.asarray(jl.energy_range_state(model, c, h).eps_min)
+    ref = np.array([jump_energy("pspin", hh, None, (e + 1e-9, 0.0))
+                    for hh, e in zip(h, lo, strict=True)])
+    np.testing.assert_allclose(tr.eps, ref, rtol=0, atol=1e-10)
+    # the states of the temperature of each side of the jump have that temperature
+    T = np.asarray(tr.temperature_below)
+    sol = jl.microcanonical_at_temperature_state(model, c, h, T)
+    used = np.asarray(sol.state.status) == jl.Status.OK
+    assert np.all(used.sum(axis=1) >= 1)
+    np.testing.assert_allclose(np.asarray(sol.state.temperature)[used],
+                               np.broadcast_to(T[:, None], used.shape)[used], rtol=1e-8)
+    a = jl.ensemble_agreement_state(model, c, h, T)
+    assert np.all(np.asarray(a.status) == jl.Status.OK)
