@@ -25,7 +25,7 @@ import numpy as np
 
 from ._batch import batched
 from ._canonical import stationary_points
-from ._mce_branches import MAX_STATES, SAME_STATE, first_order_jump
+from ._mce_branches import MAX_STATES, first_order_jump
 from ._model import entropy
 from ._shell import MicrocanonicalState, observables, point_at_maximum, shell_maximum
 from ._status import Status
@@ -199,8 +199,20 @@ def temperature_point(model, couplings, h, T, *, signed: bool = True,
     cand = jnp.where(cold, cand & (jnp.arange(eps.shape[0]) == lowest), cand)
     e_safe = jnp.where(cand, eps, 0.0)
     sol = jax.vmap(lambda e: shell_maximum(model, cs, hs, e))(e_safe)
-    same = jnp.abs(sol.m - Mz) <= SAME_STATE * (1.0 + jnp.abs(Mz))
-    used = cand & sol.converged & sol.feasible & same
+    # The candidate is the entropy maximum of its shell when its s² is the shell's smallest.
+    # Compared through s² - s²(Mz = 0) = Mz² + δu (δu + 2 (u(0) - ε))/h² (δu = u(Mz) - u(0), as
+    # the shell search ranks its own candidates): no cancellation against the O(1) s², and the
+    # candidate's Mz comes from a simple root in the field (exact), while the shell's own root can
+    # be a near-double one, flat to rounding (next to an MCE jump or fold), whose Mz is not.
+    u0 = model.interaction(jnp.zeros_like(hs), cs)
+    du = jax.vmap(lambda m: model.interaction(m, cs))(Mz) - u0
+    h2 = jnp.where(hs > 0, hs * hs, 1.0)
+    rel = Mz * Mz + jnp.where(hs > 0, du * (du + 2.0 * (u0 - e_safe)) / h2, 0.0)
+    scale = Mz * Mz + jnp.where(hs > 0, jnp.abs(du) * (jnp.abs(du) + 2.0 * jnp.abs(u0 - e_safe))
+                                / h2, 0.0)
+    best = jnp.min(jnp.where(sol.cand_ok, sol.cand_rel, jnp.inf), axis=-1)
+    tol = 64 * jnp.finfo(rel.dtype).eps * (scale + jnp.abs(best)) + jnp.finfo(rel.dtype).tiny
+    used = cand & sol.converged & sol.feasible & (rel <= best + tol)
     # one slot per state: a stationary point found twice is kept once
     order = jnp.argsort(jnp.where(used, eps, jnp.inf))
     eps_s, used_s = eps[order], used[order]
