@@ -104,7 +104,8 @@ def _agreement_kernel(couplings, h, T, *, model):
     the number of MCE temperature jumps over ``T`` is ``n(c > 0) - n(c < 0) - 1``: no transition
     has to be located to classify the point.
     """
-    tp = temperature_point(model, couplings, h, T, signed=False)
+    tp = temperature_point(model, couplings, h, T, signed=False, observe=True)
+    c = tp.state.specific_heat
     used = tp.used
     n = jnp.sum(used).astype(jnp.int32)
     # h = 0: the paramagnet is the top of the spectrum (eps = u(0)), where T(eps) ends at
@@ -112,12 +113,12 @@ def _agreement_kernel(couplings, h, T, *, model):
     # state of temperature T_top only, so it takes no part in the crossing count.
     edge = (h == 0) & (tp.Mz == 0)
     cnt = used & ~edge
-    up = jnp.sum(cnt & (tp.kind > 0))
-    down = jnp.sum(cnt & (tp.kind < 0))
+    up = jnp.sum(cnt & (c > 0))
+    down = jnp.sum(cnt & (c < 0))
     u2 = jax.grad(jax.grad(lambda m: model.interaction(m, couplings)))(jnp.zeros_like(h))
     below_top = jnp.where(h == 0, T < -u2, True)
     jump = (T > 0) & (up - down - below_top > 0)
-    neg = jnp.any(cnt & (tp.kind < 0))
+    neg = jnp.any(cnt & (c < 0))
     para = jnp.any(used & (tp.Mz == 0))
     ferro = jnp.any(used & (tp.Mz != 0))
     code = jnp.where(para & ferro, Agreement.CE_FIRST_ORDER_MCE_CONTINUOUS,

@@ -142,9 +142,8 @@ class TemperaturePoint(NamedTuple):
     """Every MCE state of temperature ``T`` at ONE point (slots: every stationary point of the
     canonical landscape, sorted by energy, used slots first).
 
-    ``kind`` is +1 where the canonical landscape has a minimum (``c > 0``), -1 a maximum (``c <
-    0``: for a state that is the entropy maximum of its shell, canonical stability is ``c > 0``),
-    0 a double root (``|c| = inf``).  ``state`` is ``None`` unless observables were asked for."""
+    ``kind`` is that of the canonical landscape there (+1 minimum, -1 maximum, 0 a double root).
+    ``state`` is ``None`` unless observables were asked for."""
 
     eps: Any
     Mz: Any
@@ -211,7 +210,7 @@ def temperature_point(model, couplings, h, T, *, signed: bool = True,
     scale = Mz * Mz + jnp.where(hs > 0, jnp.abs(du) * (jnp.abs(du) + 2.0 * jnp.abs(u0 - e_safe))
                                 / h2, 0.0)
     best = jnp.min(jnp.where(sol.cand_ok, sol.cand_rel, jnp.inf), axis=-1)
-    tol = 64 * jnp.finfo(rel.dtype).eps * (scale + jnp.abs(best)) + jnp.finfo(rel.dtype).tiny
+    tol = 4 * jnp.finfo(rel.dtype).eps * (scale + jnp.abs(best)) + jnp.finfo(rel.dtype).tiny
     used = cand & sol.converged & sol.feasible & (rel <= best + tol)
     # one slot per state: a stationary point found twice is kept once
     order = jnp.argsort(jnp.where(used, eps, jnp.inf))
@@ -229,7 +228,9 @@ def temperature_point(model, couplings, h, T, *, signed: bool = True,
     status = jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
     state = None
     if observe:
-        sol_i = jax.tree_util.tree_map(lambda x: x[idx], sol)
+        # observables at the candidate's own Mz (a simple root in the field: exact), not at the
+        # shell search's (possibly near-double, flat-to-rounding) root
+        sol_i = jax.tree_util.tree_map(lambda x: x[idx], sol)._replace(m=Mz[idx])
         state = jax.vmap(lambda e, so: point_at_maximum(model, couplings, h, e, so).state)(
             e_safe[idx], sol_i)
     return TemperaturePoint(eps=eps[idx], Mz=Mz[idx], entropy=entropy(jnp.minimum(s[idx], 1.0)),
