@@ -104,8 +104,10 @@ def _agreement_kernel(couplings, h, T, *, model):
     the number of MCE temperature jumps over ``T`` is ``n(c > 0) - n(c < 0) - 1``: no transition
     has to be located to classify the point.
     """
-    tp = temperature_point(model, couplings, h, T, signed=False, observe=True)
-    c = tp.state.specific_heat
+    tp = temperature_point(model, couplings, h, T, signed=False)
+    # the sign of c of an MCE state of temperature T: + where the canonical landscape has a
+    # minimum, - a maximum (its canonical instability); no derivative has to be evaluated
+    c = tp.kind
     used = tp.used
     n = jnp.sum(used).astype(jnp.int32)
     # h = 0: the paramagnet is the top of the spectrum (eps = u(0)), where T(eps) ends at

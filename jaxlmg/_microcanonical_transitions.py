@@ -25,7 +25,7 @@ import numpy as np
 
 from ._batch import batched
 from ._canonical import stationary_points
-from ._mce_branches import MAX_STATES, first_order_jump
+from ._mce_branches import MAX_STATES, SAME_STATE, first_order_jump
 from ._model import entropy
 from ._shell import MicrocanonicalState, observables, point_at_maximum, shell_maximum
 from ._status import Status
@@ -211,7 +211,11 @@ def temperature_point(model, couplings, h, T, *, signed: bool = True,
                                 / h2, 0.0)
     best = jnp.min(jnp.where(sol.cand_ok, sol.cand_rel, jnp.inf), axis=-1)
     tol = 4 * jnp.finfo(rel.dtype).eps * (scale + jnp.abs(best)) + jnp.finfo(rel.dtype).tiny
-    used = cand & sol.converged & sol.feasible & (rel <= best + tol)
+    # the same state as the shell's maximum; or, both ordered, a candidate at least as good as
+    # the shell's own (near-double, imprecisely located) ordered root
+    same = jnp.abs(sol.m - Mz) <= SAME_STATE * (1.0 + jnp.abs(Mz))
+    ordered = (Mz != 0) & (sol.m != 0)
+    used = cand & sol.converged & sol.feasible & (same | (ordered & (rel <= best + tol)))
     # one slot per state: a stationary point found twice is kept once
     order = jnp.argsort(jnp.where(used, eps, jnp.inf))
     eps_s, used_s = eps[order], used[order]
