@@ -20,19 +20,26 @@ single coordinate ``m`` (``x = m²`` for Z₂ models, where every root near ``m 
 * **MCE first-order transitions** (paramagnet <-> ordered, equal entropy at equal energy): roots of
   ``E(m) = (s²(m) - s²_para(ε(m)))/m²``
   ``= -2 (q/m⁴)/w - (Δu/m²)²/h²`` (Z₂; ``Δu = u - u(0)``, ``q = Δu - m u'/2``, both computed by
-  Gauss-Legendre quadrature of ``u'`` and ``u'''`` so that nothing cancels as ``m -> 0``: the jump
-  is resolved down to ``ΔMz ~ 1e-6`` next to the MCE tricritical point ``K = J³/h²``).
+  Gauss-Legendre quadrature of ``u'`` and ``u'''`` so that nothing cancels as ``m -> 0``).  Next
+  to the MCE tricritical condition (``K = J³/h²`` for LMG4) ``E(0)`` itself is small: there
+  ``E`` is its Taylor series in ``x``, whose constant term is computed in compensated arithmetic
+  from the Taylor coefficients of ``u`` (exact ones for LMG4), so the jump is resolved down to
+  ``ΔMz ~ 1e-6`` with ``Mz`` to ~1e-10 relative.
 
 Each root found by a sign change on a fixed internal set of nodes (dense in ``m``, geometric towards
-``m = 0``) is polished by :func:`jaxlmg._search.newton_root` and then *verified* with the certified
-shell maximum (:func:`jaxlmg._shell.shell_candidates`): only states that are the global entropy
-maximum at their energy are microcanonical states.  Derivatives of the roots come from
-:func:`jaxlmg._implicit.implicit_solution`.  One point per call (batched by the entry points).
+``m = 0``) is polished by :func:`jaxlmg._search.newton_root` and then *verified*: a jump's
+ordered state must be a local entropy maximum on its shell (checked along the family, without
+cancellation) and no state of the certified shell search
+(:func:`jaxlmg._shell.shell_candidates`) may beat the paramagnet: only states that are the
+global entropy maximum at their energy are microcanonical states.  Derivatives of the roots come
+from :func:`jaxlmg._implicit.implicit_solution`.  One point per call (batched by the entry
+points).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -42,6 +49,7 @@ import numpy as np
 from ._implicit import implicit_solution
 from ._search import newton_root
 from ._shell import shell_candidates
+from .models import LMG4
 
 __all__ = ["BranchState", "branch_state", "coordinate", "first_order_jump", "jump_residual",
            "polish_roots", "sign_brackets", "temperature_residual", "temperature_states"]
@@ -51,6 +59,7 @@ _GL_T, _GL_W = 0.5 * (_GL_T + 1.0), 0.5 * _GL_W  # on [0, 1]
 N_NODES = 48
 N_GEOM = 20
 MAX_STATES = 4  # ordered states of one temperature (plus the paramagnet)
+SERIES_X = 1e-5  # x = m² below which the jump residual is its Taylor series (/(1 + scale))
 SAME_STATE = 1e-6  # |Mz| agreement that identifies a stationary state with the MCE maximum
 
 
@@ -80,6 +89,25 @@ def _q_over_m4(model, c, m):
         return (1.0 - t) * t * t * u3(y) / jnp.where(y != 0, y, 1.0)
 
     return -0.5 * _quad(f)
+
+
+def _rising(model, c, h, m):
+    """Whether the ordered-family state at ``m != 0`` is a local minimum of s² on its shell.
+
+    The shell's ``g = h² m + (u - ε) u' = u' (ε(m) - ε)`` (``ε(m)`` the family's energy), so at
+    the state ``dg/dm = u' ε'(m)``, ``ε' = u' - h² w'/w²``, ``w' = ∫₀¹ t u₃(tm) dt``.  Z₂ models,
+    in ``x = m²``: ``dε/dx = w/2 - h² w_x/w²``, ``w_x = (1/2) ∫₀¹ t² u₃(tm)/(tm) dt`` (no
+    cancellation as ``m -> 0``); the sign of ``dg/dx`` is that of ``w dε/dx``."""
+    u3 = jax.grad(jax.grad(jax.grad(lambda x: model.interaction(x, c))))
+    w = _w(model, c, m)
+    w2 = jnp.where(w != 0, w * w, 1.0)
+    if model.z2_symmetric:
+        def f(t):
+            y = t * m
+            return t * t * u3(y) / jnp.where(y != 0, y, 1.0)
+
+        return w * (0.5 * w - h * h * (0.5 * _quad(f)) / w2) > 0
+    return m * w * (m * w - h * h * _quad(lambda t: t * u3(t * m)) / w2) > 0
 
 
 class BranchState(NamedTuple):
@@ -194,15 +222,75 @@ def temperature_states(model, c, h, T) -> TemperatureStates:
 # --------------------------------------------------------------------------- first order
 
 
+def _two_prod(a, b):
+    """``a b = p + e`` exactly (Dekker); ``e`` carries no derivative (it is rounding)."""
+    p = a * b
+    split = 134217729.0  # 2^27 + 1
+    ta, tb = split * a, split * b
+    ah, bh = ta - (ta - a), tb - (tb - b)
+    al, bl = a - ah, b - bh
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, jax.lax.stop_gradient(e)
+
+
+def _taylor(model, c):
+    """``a₁ ... a₄`` of ``u(m) - u(0) = Σ a_k x^k`` (Z₂ models, ``x = m²``): exact for
+    :class:`~jaxlmg.models.LMG4` (``a₁ = -J``, ``a₂ = -K``), else by autodiff at ``m = 0``."""
+    if isinstance(model, LMG4):
+        J, K = c
+        z = 0.0 * K
+        return -J + z, -K, z, z
+    d = lambda x: model.interaction(x, c)  # noqa: E731
+    out = []
+    for k in range(1, 5):
+        d = jax.grad(jax.grad(d))
+        out.append(d(0.0) / math.factorial(2 * k))
+    return tuple(out)
+
+
+def _jump_series(model, c, h, x):
+    """:func:`jump_residual` of a Z₂ model to ``O(x³)``: ``E = E₀ + E₁ x + E₂ x²`` from the Taylor
+    coefficients of ``u``, with ``E₀ = (a₂h² - a₁³)/(a₁h²)`` (the distance to the MCE tricritical
+    condition, ``(Kh² - J³)/(Jh²)`` for LMG4) in compensated arithmetic; and the ``x`` below which
+    it replaces the quadrature form (truncation below ~1e-10 of ``E₁ x`` there)."""
+    a1, a2, a3, a4 = _taylor(model, c)
+    a1s = jnp.where(a1 != 0, a1, 1.0)
+    h2, eh2 = _two_prod(h, h)
+    p, ep = _two_prod(a2, h2)
+    q2, eq2 = _two_prod(a1, a1)
+    r, er = _two_prod(q2, a1)
+    num = (p - r) + (ep + a2 * eh2 - er - eq2 * a1)
+    E0 = num / (a1s * h2)
+    # series of V = Δu/x, Q = q/x², W = u'/m (degrees 0..2) and E = -2 Q/W - V²/h²
+    V0, V1, V2 = a1, a2, a3
+    Q0, Q1, Q2 = -a2, -2.0 * a3, -3.0 * a4
+    W0, W1, W2 = 2.0 * a1s, 4.0 * a2, 6.0 * a3
+    R0 = Q0 / W0
+    R1 = (Q1 - R0 * W1) / W0
+    R2 = (Q2 - R0 * W2 - R1 * W1) / W0
+    E1 = -2.0 * R1 - 2.0 * V0 * V1 / h2
+    E2 = -2.0 * R2 - (2.0 * V0 * V2 + V1 * V1) / h2
+    rho = jnp.abs(a2 / a1s) + jnp.sqrt(jnp.abs(a3 / a1s)) + jnp.abs(a4 / a1s) ** (1.0 / 3.0)
+    x_small = jnp.where(a1 != 0, SERIES_X / (1.0 + rho), -1.0)
+    return E0 + x * (E1 + x * E2), x_small
+
+
 def jump_residual(model, x, p):
-    """``E = (s² - s²_para)/m²`` along the ordered family at the node ``x``; ``p = (c, h)``."""
+    """``E = (s² - s²_para)/m²`` along the ordered family at the node ``x``; ``p = (c, h)``.
+
+    Z₂ models with ``u''(0) != 0``: next to ``x = 0`` (tiny jumps, next to the MCE tricritical
+    condition) the Taylor series of :func:`_jump_series`, whose constant term is the small
+    distance to that condition computed without cancellation; the quadrature form there would
+    lose ``1e-16/E₀`` relative in the root."""
     c, h = p
     m = jnp.sqrt(x) if model.z2_symmetric else x
     w = _w(model, c, m)
     du = _du_over_m2(model, c, m)
     h2 = h * h
     if model.z2_symmetric:
-        return -2.0 * _q_over_m4(model, c, m) / w - du * du / h2 * 1.0
+        direct = -2.0 * _q_over_m4(model, c, m) / w - du * du / h2
+        series, x_small = _jump_series(model, c, h, x)
+        return jnp.where(x < x_small, series, direct)
     # non-Z2 with u'(0) = 0: E = 1 - 2 (Δu/m)/u' - (Δu/m)²/h² with Δu/m = m du, u' = m w
     return 1.0 - 2.0 * du / w - (m * du) ** 2 / h2
 
@@ -237,14 +325,18 @@ def first_order_jump(model, c, h, slots: int = 3) -> Jump:
     br = jax.vmap(lambda m: branch_state(model, cs, h_safe, m))(ms)
 
     def verified(m, e, ok):
+        # Two coexisting global maxima: the ordered root is a local minimum of s² on its shell
+        # (exact, along the family: no cancellation) and no state of the shell is shorter than
+        # the paramagnet (cand_rel = s² - s²_para; the ordered root has it 0 by construction).
+        # Equal s² at a local minimum makes the paramagnet a local minimum too (s² must rise
+        # from m = 0 to come back down into m).  Matching the ordered root to a shell candidate
+        # instead fails for tiny jumps next to K = J³/h²: the shell's s² differences are ~Mz⁶
+        # there, below rounding, and its candidates near m = 0 are noise.
         cand = shell_candidates(model, cs, h_safe, e)
         best = jnp.min(jnp.where(cand.cand_ok, cand.cand_rel, jnp.inf))
         tol = 1e-11
-        near = cand.cand_ok & (cand.cand_rel <= best + tol)
-        para = jnp.abs(cand.cand_m) <= 1e-12
-        ordered = jnp.abs(cand.cand_m - m) <= SAME_STATE * (1 + jnp.abs(m))
-        both = jnp.any(near & para) & jnp.any(near & ordered)
-        return ok & cand.feasible & both & cand.para_min & (jnp.abs(m) > 1e-6)
+        return (ok & cand.feasible & (best >= -tol) & _rising(model, cs, h_safe, m)
+                & (jnp.abs(m) > 1e-6))
 
     good = jax.vmap(verified)(ms, br.eps, used & conv & (br.s2 <= 1.0))
     # the largest jump; between equal ones (PSpin(3): ±ε mirror jumps) the lowest energy

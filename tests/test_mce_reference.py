@@ -212,9 +212,8 @@ def test_reference_jump_matches_bisection_on_the_entropy_difference():
 # --------------------------------------------------------------------------- LMG4: the engines
 
 # Where the engine fails today (the strict xfails below; everything else must pass):
-# * near the MCE tricritical condition, 0 < K h²/J³ - 1 < 1e-5 (failures seen up to 1.7e-6),
-#   jumps with Mz_below ~ 3e-6 ... 5e-4 are missed (microcanonical_first_order says
-#   NO_TRANSITION although jl.microcanonical itself shows the jump), and
+# * near the MCE tricritical condition, 0 < K h²/J³ - 1 < 1e-5 (the hard band; its MCE jumps
+#   are found and checked by test_lmg4_first_order_near_the_tricritical_condition),
 #   microcanonical_at_temperature misses the ordered state just below the jump energy for T
 #   inside the jump window, or returns the metastable ordered state just above it (that
 #   jl.microcanonical at the same energy says is not the maximum);
@@ -283,10 +282,6 @@ def test_lmg4_first_order_transitions(lmg_first_order):
     _check_values(h, K, ref, eng, np.ones(h.size, bool), (("eps", "eps", EPS_TOL),))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: jumps within 1e-5 of K = J³/h² are missed, "
-                   "e.g. (h, K) = (1.5143613123266932, 0.43605472765448583): eps_t = "
-                   "-1.1466450921359121, Mz_below = 1.238e-4 (jl.microcanonical shows the jump); "
-                   "Mz_below off by 2.3e-7 (relative) at (0.5141836572063325, 3.782365231899345)")
 def test_lmg4_first_order_near_the_tricritical_condition(lmg_first_order):
     h, K, ref, eng = lmg_first_order
     _check_first_order(h, K, ref, eng, _hard(h, K))

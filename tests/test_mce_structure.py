@@ -109,3 +109,26 @@ def test_pspin3_generic_functions():
                                np.broadcast_to(T[:, None], used.shape)[used], rtol=1e-8)
     a = jl.ensemble_agreement_state(model, c, h, T)
     assert np.all(np.asarray(a.status) == jl.Status.OK)
+
+
+def test_tiny_jumps_next_to_the_mce_tricritical_condition():
+    """0 < K h²/J³ - 1 = δ <= 1e-6 (ΔMz ~ 1e-5 ... 1e-3): every jump is found and Mz_below is
+    the exact root of the elimination cubic 2K²x³ + 5JKx² + 4J²x = h² - J³/K (x = Mz², its
+    right side from the exact rational value of the inputs) to 1e-8, ε_t to 1e-10.  The
+    residual's constant term is ~δ there, so a form that cancels to 1e-16 would be off by
+    1e-16/δ (issue 12: such jumps were missed, or Mz_below was off by 2e-7)."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(12)
+    h = rng.uniform(0.5, 1.9, 8)
+    K = J**3 / h**2 * (1 + 10 ** np.linspace(-9.5, -6, 8))
+    tr = jl.microcanonical_first_order(h, K)
+    assert np.all(np.asarray(tr.status) == jl.Status.OK)
+    for hh, KK, Mz, eps in zip(h, K, np.asarray(tr.Mz_below), np.asarray(tr.eps), strict=True):
+        R = float(Fraction(hh) ** 2 - Fraction(J) ** 3 / Fraction(KK))
+        x = R / (4 * J**2)
+        for _ in range(60):  # Newton from the right (the left side is convex increasing)
+            x -= (2 * KK**2 * x**3 + 5 * J * KK * x**2 + 4 * J**2 * x - R) / (
+                6 * KK**2 * x**2 + 10 * J * KK * x + 4 * J**2)
+        assert abs(Mz / np.sqrt(x) - 1) <= 1e-8, (hh, KK, Mz, np.sqrt(x))
+        assert abs(eps + (J**2 + 4 * J * KK * x + 3 * KK**2 * x**2) / (2 * KK)) <= 1e-10
