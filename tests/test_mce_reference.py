@@ -562,10 +562,9 @@ def test_pspin3_states_of_a_temperature_and_agreement(pspin):
     assert np.array_equal(np.asarray(agr.n_mce_states)[pos], n[pos])
 
 
-@pytest.mark.xfail(strict=True, reason=f"issue 12: PSpin(3) states of a temperature near the "
-                   f"jump come back NOT_CONVERGED for h in {PSPIN_BAND}, e.g. (h, T) in "
-                   f"{PSPIN_FAILING} (the reference has 1 to 3 states)")
-def test_pspin3_states_of_a_temperature_failing(pspin):
+# (these came back NOT_CONVERGED before the states of a temperature were taken from the certified
+# canonical stationary points, e.g. (h, T) in PSPIN_FAILING)
+def test_pspin3_states_of_a_temperature_near_the_jump(pspin):
     _, _, hj, T, states, amb, sol, _, failing = pspin
     assert failing.sum() >= len(PSPIN_FAILING)
     _check_pspin_states(hj, T, states, sol, failing)
