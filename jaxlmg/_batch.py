@@ -163,13 +163,13 @@ def batched(point_fn: Callable, args, *, static: tuple = (), dtype=None,
 
     Args:
         point_fn: a pure function of scalar arguments (pytrees of scalars allowed) returning a
-            pytree of scalars.
+            pytree of scalars or of fixed-size arrays (e.g. one slot per state).
         args: tuple of the kernel's array arguments (pytrees allowed), NumPy-broadcastable.
         static: hashable ``(name, value)`` pairs passed as keyword arguments.
         dtype: floating dtype of the arguments (see :func:`broadcast_flat`).
         escalate: keyword arguments of a thorough second pass (see :func:`flat_kernel`).
     Returns:
-        the kernel's pytree with leaves of the broadcast shape.
+        the kernel's pytree with leaves of the broadcast shape (followed by a leaf's own axes).
     """
     flat, shape = broadcast_flat(tuple(args), dtype)
     n = jax.tree_util.tree_leaves(flat)[0].shape[0]
@@ -182,4 +182,4 @@ def batched(point_fn: Callable, args, *, static: tuple = (), dtype=None,
         out = jax.tree_util.tree_map(lambda x: x[:n], kernel(*_pad(flat, n, size)))
     else:
         out = kernel(*flat)
-    return jax.tree_util.tree_map(lambda x: x.reshape(shape), out)
+    return jax.tree_util.tree_map(lambda x: x.reshape(shape + x.shape[1:]), out)

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._batch import batched
 from ._canonical import stationary_points
 from ._entropy_grid import grid_nonconcave, negative_c_intervals
 from ._mce_branches import MAX_STATES
@@ -34,7 +35,6 @@ from ._mce_structure import structure_point
 from ._microcanonical import microcanonical_state
 from ._microcanonical_transitions import (
     MicrocanonicalTransition,
-    batched_slots,
     fit_slots,
     microcanonical_at_temperature_state,
     microcanonical_first_order_state,
@@ -95,7 +95,7 @@ class EnsembleAgreement(NamedTuple):
     status: Any
 
 
-def _agreement_kernel(couplings, h, T, *, model):
+def _agreement_kernel(couplings, h, T, *, model, fast):
     """Agreement code of ONE point from every MCE state of temperature ``T``.
 
     Along σ, ``T(ε) - T`` goes from ``-T`` (bottom of the spectrum) to ``+inf`` (``β = 0``); it
@@ -104,7 +104,7 @@ def _agreement_kernel(couplings, h, T, *, model):
     the number of MCE temperature jumps over ``T`` is ``n(c > 0) - n(c < 0) - 1``: no transition
     has to be located to classify the point.
     """
-    tp = temperature_point(model, couplings, h, T, signed=False)
+    tp = temperature_point(model, couplings, h, T, signed=False, fast=fast)
     # the sign of c of an MCE state of temperature T: + where the canonical landscape has a
     # minimum, - a maximum (its canonical instability); no derivative has to be evaluated
     c = tp.kind
@@ -136,7 +136,8 @@ def _agreement_kernel(couplings, h, T, *, model):
     return EnsembleAgreement(
         code=jnp.where(good, code, -1).astype(jnp.int32), n_mce_states=jnp.where(good, n, 0),
         negative_specific_heat=good & neg, ce_energy=jnp.where(good, ce_energy, jnp.nan),
-        mce_eps=jnp.where(slot, tp.eps[:max_solutions], jnp.nan), status=tp.status)
+        mce_eps=jnp.where(slot, tp.eps[:max_solutions], jnp.nan),
+        status=tp.status), tp.unfinished
 
 
 def ensemble_agreement_state(model: CollectiveSpinModel, couplings, h, T, *,
@@ -145,7 +146,8 @@ def ensemble_agreement_state(model: CollectiveSpinModel, couplings, h, T, *,
     ``(couplings, h, T)``?  See :func:`ensemble_agreement`; arguments broadcast."""
     if max_solutions < 1:
         raise ValueError(f"max_solutions must be >= 1, got {max_solutions}")
-    out = batched_slots(_agreement_kernel, (couplings, h, T), static=(("model", model),))
+    out = batched(_agreement_kernel, (couplings, h, T), static=(("model", model), ("fast", True)),
+                  escalate=(("fast", False),))
     return fit_slots(out, max_solutions, jnp.ndim(out.status))
 
 
@@ -325,7 +327,7 @@ def _landscape_kernel(couplings, h, T, *, model):
 
 
 def _landscape(model, couplings, h, T):
-    return batched_slots(_landscape_kernel, (couplings, h, T), static=(("model", model),))
+    return batched(_landscape_kernel, (couplings, h, T), static=(("model", model),))
 
 
 def entropy_curve(h: float, K: float, eps, J: float = 1.0) -> EntropyCurve:

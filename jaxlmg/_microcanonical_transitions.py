@@ -16,17 +16,19 @@ Kernels are for ONE point; :func:`jaxlmg._batch.batched` lifts them to arrays.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ._batch import batched
+from ._canonical import FAST_ROUNDS as CANONICAL_FAST_ROUNDS
+from ._canonical import FULL_ROUNDS as CANONICAL_FULL_ROUNDS
 from ._canonical import stationary_points
 from ._mce_branches import MAX_STATES, SAME_STATE, first_order_jump
 from ._model import entropy
+from ._shell import FAST_ROUNDS as SHELL_FAST_ROUNDS
+from ._shell import MAX_ROUNDS as SHELL_MAX_ROUNDS
 from ._shell import MicrocanonicalState, observables, point_at_maximum, shell_maximum
 from ._status import Status
 from ._validate import as_precision, check
@@ -39,12 +41,12 @@ __all__ = [
     "microcanonical_at_temperature_state",
     "microcanonical_first_order",
     "microcanonical_first_order_state",
-    "batched_slots",
     "fit_slots",
     "temperature_point",
 ]
 
 MIN_JUMP = 1e-6  # smallest |Mz jump| reported
+FAST_SLOTS = 3  # candidates checked on their shell by the fast pass of ensemble_agreement
 
 
 class TemperatureSolutions(NamedTuple):
@@ -153,12 +155,15 @@ class TemperaturePoint(NamedTuple):
     n: Any
     status: Any
     state: Any = None
+    unfinished: Any = None
 
 
-def _stationary_states(model, couplings, h, T):
+def _stationary_states(model, couplings, h, T, max_rounds):
     """The stationary points of the canonical landscape at ``|T|`` of ``model`` (``T >= 0``) or of
-    its reversal (``T < 0``), as states of ``model``: ``(Mz, s, eps, kind, converged)``."""
-    sp = stationary_points(model, couplings, h, jnp.abs(T), max_roots=MAX_STATES)
+    its reversal (``T < 0``), as states of ``model``: ``(Mz, s, eps, kind, converged,
+    certified)``."""
+    sp = stationary_points(model, couplings, h, jnp.abs(T), max_roots=MAX_STATES,
+                           max_rounds=max_rounds)
     Mx = sp.Mx
     if isinstance(model, Reversed):
         model, Mx = model.model, -Mx
@@ -166,11 +171,11 @@ def _stationary_states(model, couplings, h, T):
     # (as for the canonical engine, sp.certified is not required: next to a critical point or a
     # spinodal the landscape is flat to rounding over a range no enclosure can resolve; the
     # intervals left are candidates (kind 0), checked on their shell like every other state)
-    return sp.Mz, sp.s, eps, sp.kind, jnp.all(sp.converged | (sp.kind == -2))
+    return sp.Mz, sp.s, eps, sp.kind, jnp.all(sp.converged | (sp.kind == -2)), sp.certified
 
 
-def temperature_point(model, couplings, h, T, *, signed: bool = True,
-                      observe: bool = False) -> TemperaturePoint:
+def temperature_point(model, couplings, h, T, *, signed: bool = True, observe: bool = False,
+                      fast: bool = False) -> TemperaturePoint:
     """All microcanonical states of temperature ``T`` of ONE ``(h, couplings)``.
 
     The candidates are *every* stationary point of the canonical landscape at ``T`` (certified:
@@ -179,25 +184,37 @@ def temperature_point(model, couplings, h, T, *, signed: bool = True,
     energy; it is a microcanonical state exactly when it is the global entropy maximum of its
     shell, which the certified shell search decides (:func:`jaxlmg._shell.shell_maximum`).
     ``T = 0`` gives the ground state.  ``signed = False`` skips the ``T < 0`` search (callers with
-    ``T >= 0``); ``observe`` adds the full :class:`MicrocanonicalState` of each slot.
+    ``T >= 0``); ``observe`` adds the full :class:`MicrocanonicalState` of each slot.  ``fast``:
+    the searches get only their first rounds, and ``unfinished`` says where that was not enough
+    (the batching layer then recomputes the point in full: :func:`jaxlmg._batch.flat_kernel`).
     """
     finite = _finite(couplings, h, T)
     cs = jax.tree_util.tree_map(lambda x: jnp.where(finite, x, 0.0), couplings)
     hs = jnp.where(finite & (h >= 0), h, 1.0)
     Ts = jnp.where(finite, T, 1.0)
     cs, hs, Ts = jax.lax.stop_gradient((cs, hs, Ts))
-    Mz, s, eps, kind, converged = _stationary_states(model, cs, hs, Ts)
+    rounds = CANONICAL_FAST_ROUNDS if fast else CANONICAL_FULL_ROUNDS
+    Mz, s, eps, kind, converged, certified = _stationary_states(model, cs, hs, Ts, rounds)
     if signed:
-        neg = _stationary_states(Reversed(model), cs, hs, Ts)
-        Mz, s, eps, kind, converged = jax.tree_util.tree_map(
-            lambda p, n: jnp.where(Ts < 0, n, p), (Mz, s, eps, kind, converged), neg)
+        neg = _stationary_states(Reversed(model), cs, hs, Ts, rounds)
+        Mz, s, eps, kind, converged, certified = jax.tree_util.tree_map(
+            lambda p, n: jnp.where(Ts < 0, n, p), (Mz, s, eps, kind, converged, certified), neg)
     cold = Ts == 0
     cand = (kind > -2) & jnp.isfinite(eps)
     # T = 0: only the ground state (the bottom of the spectrum) has temperature 0
     lowest = jnp.argmin(jnp.where(cand, eps, jnp.inf))
     cand = jnp.where(cold, cand & (jnp.arange(eps.shape[0]) == lowest), cand)
+    n_slots = eps.shape[0]
+    over = jnp.zeros((), bool)
+    if fast and n_slots > FAST_SLOTS:
+        # the fast pass checks the first FAST_SLOTS candidates on their shells; a point with more
+        # is recomputed in full
+        pick = jnp.argsort(~cand, stable=True)[:FAST_SLOTS]
+        over = jnp.sum(cand) > FAST_SLOTS
+        Mz, s, eps, kind, cand = (x[pick] for x in (Mz, s, eps, kind, cand))
     e_safe = jnp.where(cand, eps, 0.0)
-    sol = jax.vmap(lambda e: shell_maximum(model, cs, hs, e))(e_safe)
+    shell_rounds = SHELL_FAST_ROUNDS if fast else SHELL_MAX_ROUNDS
+    sol = jax.vmap(lambda e: shell_maximum(model, cs, hs, e, max_rounds=shell_rounds))(e_safe)
     # The candidate is the entropy maximum of its shell when its s² is the shell's smallest.
     # Compared through s² - s²(Mz = 0) = Mz² + δu (δu + 2 (u(0) - ε))/h² (δu = u(Mz) - u(0), as
     # the shell search ranks its own candidates): no cancellation against the O(1) s², and the
@@ -237,8 +254,19 @@ def temperature_point(model, couplings, h, T, *, signed: bool = True,
         sol_i = jax.tree_util.tree_map(lambda x: x[idx], sol)._replace(m=Mz[idx])
         state = jax.vmap(lambda e, so: point_at_maximum(model, couplings, h, e, so).state)(
             e_safe[idx], sol_i)
-    return TemperaturePoint(eps=eps[idx], Mz=Mz[idx], entropy=entropy(jnp.minimum(s[idx], 1.0)),
-                            kind=kind[idx], used=used_f, n=n, status=status, state=state)
+    if fast:
+        unfinished = finite & (~certified | over | jnp.any(cand & ~sol.certified))
+    else:
+        unfinished = ~finite
+
+    def pad(x, fill):  # back to n_slots slots (the fast pass checks fewer)
+        k = n_slots - x.shape[0]
+        return x if k == 0 else jnp.concatenate([x, jnp.full((k,), fill, x.dtype)])
+
+    return TemperaturePoint(eps=pad(eps[idx], jnp.nan), Mz=pad(Mz[idx], jnp.nan),
+                            entropy=pad(entropy(jnp.minimum(s[idx], 1.0)), jnp.nan),
+                            kind=pad(kind[idx], -2), used=pad(used_f, False), n=n, status=status,
+                            state=state, unfinished=unfinished)
 
 
 def _temperature_kernel(couplings, h, T, *, model):
@@ -268,7 +296,7 @@ def microcanonical_at_temperature_state(model: CollectiveSpinModel, couplings, h
     """
     if max_solutions < 1:
         raise ValueError(f"max_solutions must be >= 1, got {max_solutions}")
-    out = batched_slots(_temperature_kernel, (couplings, h, T), static=(("model", model),))
+    out = batched(_temperature_kernel, (couplings, h, T), static=(("model", model),))
     return fit_slots(out, max_solutions, jnp.ndim(out.status))
 
 
@@ -357,38 +385,3 @@ def microcanonical_first_order(h, K, J=1.0) -> MicrocanonicalTransition:
     h, K, J = as_precision("float64", h, K, J)
     return microcanonical_first_order_state(LMG4(), LMGCouplings(J, K), h)
 
-
-# --------------------------------------------------------------------------- slotted outputs
-
-
-@functools.cache
-def _scalar_outputs(kernel):
-    """``kernel`` with every output leaf split into scalars (``batched`` lifts scalar kernels)."""
-
-    def run(*args, **kwargs):
-        leaves = jax.tree_util.tree_leaves(kernel(*args, **kwargs))
-        return [jnp.ravel(x)[i] for x in leaves for i in range(jnp.size(x))]
-
-    return run
-
-
-@functools.cache
-def _output_structure(kernel, static: tuple, args_tree):
-    """Output leaves (shapes) and tree of ``kernel`` for scalar arguments (traced once)."""
-    example = jax.tree_util.tree_unflatten(
-        args_tree, [jax.ShapeDtypeStruct((), jnp.result_type(float))] * args_tree.num_leaves)
-    shapes = jax.eval_shape(functools.partial(kernel, **dict(static)), *example)
-    return jax.tree_util.tree_flatten(shapes)
-
-
-def batched_slots(kernel, args, static: tuple = ()):
-    """:func:`jaxlmg._batch.batched` for a kernel whose outputs may have a trailing axis of slots
-    (e.g. every state of a temperature): the slots come back as the last axis."""
-    leaves, treedef = _output_structure(kernel, static, jax.tree_util.tree_structure(args))
-    flat = batched(_scalar_outputs(kernel), args, static=static)
-    out, i = [], 0
-    for leaf in leaves:
-        k = max(int(np.prod(leaf.shape)), 1)
-        out.append(jnp.stack(flat[i:i + k], axis=-1) if leaf.shape else flat[i])
-        i += k
-    return jax.tree_util.tree_unflatten(treedef, out)
