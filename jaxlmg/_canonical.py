@@ -7,13 +7,15 @@ Design (one point, then ``vmap`` in one place):
     in the field ``(h, 0, b)`` (:func:`jaxlmg._model.field_state`).  The global minimum of eq. (19)
     is therefore the global minimum of the closed-form scalar function
     ``F(b) = u(Mz(b)) - h Mx(b) - T S(s(b))`` over ``0 <= b <= max_field``.
-2.  **Global search.**  ``F`` is evaluated on a scan of ``n_scan`` fields that is uniform-ish in
-    the order parameter (dense near ``Mz = 0`` so that minima close to a tricritical point are
-    resolved); every discrete local minimum is counted (``n_minima``).
-3.  **Polish.**  The two lowest discrete minima are refined by safeguarded Newton steps
-    (autodiff ``F'``, ``F''``, bisection fallback inside the bracket) to machine precision; the
-    lower one is returned.  The paramagnetic point ``b = 0`` is one of the scan points, and is
-    exactly stationary for Z₂-symmetric models.
+2.  **Certified search.**  Every stationary point of ``F`` (minima and maxima) is a root of the
+    self-consistency residual ``g(b) = b + u'(Mz(b))`` (``ρ = g/b`` for Z₂ models), bracketed by
+    :func:`jaxlmg._search.certified_brackets`: an interval between scan fields is either excluded
+    by a mean-value bound on ``g'`` from the model's derivative bounds, or bisected
+    (:func:`stationary_points`); ``n_minima`` counts the minima.
+3.  **Polish.**  Each bracket is polished by the one safeguarded Newton
+    (:func:`jaxlmg._search.newton_root`); the lowest minimum is returned, its derivatives by the
+    implicit function theorem (:func:`jaxlmg._implicit.implicit_solution`).  The paramagnet
+    ``b = 0`` is exactly stationary for Z₂-symmetric models.
 """
 
 from __future__ import annotations
@@ -49,11 +51,9 @@ from .models import (
 __all__ = ["CanonicalState", "GroundState", "canonical", "canonical_state", "ground_state"]
 
 N_SCAN = 24
-N_NEWTON = 4
 #: geometric nodes ``b_1 SUB_RATIO^k`` between the paramagnet and the first scan field (Z₂)
 N_SUB = 4
 SUB_RATIO = 1.0 / 32.0
-_MAX_EXTRA = 60
 
 
 class CanonicalState(NamedTuple):
@@ -129,96 +129,6 @@ def scan_fields(model: CollectiveSpinModel, couplings, h, T, n_scan: int):
     if not model.z2_symmetric:
         b = jnp.concatenate([-b[:0:-1], b])
     return b
-
-
-def minimize_1d(F, b0, lo, hi, n_iter: int = N_NEWTON, observable=None, active=True):
-    """Safeguarded Newton minimization of a smooth scalar ``F`` in the bracket ``[lo, hi]``.
-
-    ``n_iter`` Newton steps with autodiff ``F'``/``F''`` (a step that leaves the bracket or meets
-    negative curvature becomes a bisection on the sign of ``F'``), then one more step whose size
-    certifies convergence.  A fixed step count keeps every lane of a ``vmap`` busy (no
-    ``while_loop`` waiting for the slowest point); from the parabolic start of the scan, Newton
-    converges quadratically in 2-3 steps, so ``n_iter = 4`` leaves a wide margin.
-
-    Returns:
-        ``(b, converged)``: converged when the last Newton step is below ``1e-8 (1 + |b|)``
-        (quadratic convergence: the error after it is ~1e-16), or when it can no longer change
-        ``F`` by more than ``1e-3 eps (1 + |F|)`` (a degenerate, critical minimum, where Newton is
-        only linear in ``b`` but ``F`` is exact), or when it changes ``observable(b)`` (a
-        pytree of the physical outputs, e.g. the magnetization) by at most ``1e-10`` (a saturated
-        state, where ``F`` and the outputs no longer depend on ``b``).  Lanes that have not
-        converged after ``n_iter`` steps continue (at most 60 more) while ``active``.
-    """
-    one = jnp.ones_like(b0)
-    eps = jnp.finfo(b0.dtype).eps
-
-    def dF(b):
-        return jax.jvp(F, (b,), (one,))[1]
-
-    def step(carry, _):  # forward-over-forward: the cheapest exact F', F'' of a scalar function
-        b, lo, hi = carry
-        g, H = jax.jvp(dF, (b,), (one,))
-        lo = jnp.where(g < 0, b, lo)
-        hi = jnp.where(g > 0, b, hi)
-        newton = b - g / jnp.where(H > 0, H, 1.0)
-        use_newton = (H > 0) & (newton >= lo) & (newton <= hi)
-        bn = jnp.where(use_newton, newton, 0.5 * (lo + hi))
-        bn = jnp.where(g == 0, b, bn)
-        return (bn, lo, hi), (bn - b, g)
-
-    def converged(b, db, g):
-        ok = jnp.abs(db) <= 1e-8 * (1.0 + jnp.abs(b))
-        ok = ok | (jnp.abs(g * db) <= 1e-3 * eps * (1.0 + jnp.abs(F(b))))
-        if observable is not None:
-            before, after = observable(b - db), observable(b)
-            change = jax.tree_util.tree_map(lambda x, y: jnp.max(jnp.abs(x - y)), before, after)
-            ok = ok | (jnp.max(jnp.stack(jax.tree_util.tree_leaves(change))) <= 1e-10)
-        return ok
-
-    carry = (b0, lo, hi)
-    for _ in range(n_iter + 1):  # unrolled: n_iter is small and static
-        carry, (db, g) = step(carry, None)
-
-    # Rare slow cases (a nearly quartic minimum next to a critical line, where Newton is only
-    # linear) continue in a loop; under vmap only batches that contain such a point pay for it.
-    def more(c):
-        it, carry, db, g = c
-        return (it < _MAX_EXTRA) & active & ~converged(carry[0], db, g)
-
-    def again(c):
-        it, carry, _, _ = c
-        carry, (db, g) = step(carry, None)
-        return it + 1, carry, db, g
-
-    _, carry, db, g = jax.lax.while_loop(more, again, (0, carry, db, g))
-    b = carry[0]
-    return b, converged(b, db, g)
-
-
-def discrete_minima(Fs, symmetric: bool):
-    """Mask of the discrete local minima of a scan (ties resolved so that a plateau counts once)."""
-    inf = jnp.full((1,), jnp.inf, Fs.dtype)
-    left = jnp.concatenate([Fs[1:2] if symmetric else inf, Fs[:-1]])
-    right = jnp.concatenate([Fs[1:], inf])
-    if symmetric:
-        # b = 0 is a mirror point: it is a minimum iff F rises strictly on both sides.
-        left = left.at[0].set(jnp.inf)
-    return (Fs <= left) & (Fs < right)
-
-
-def parabola_vertex(bs, Fs, idx, fallback):
-    """Vertex of the parabola through the scan points ``idx - 1, idx, idx + 1`` (``fallback``
-    where it is not a convex parabola or ``idx`` is at an end of the scan)."""
-    n = bs.shape[0]
-    im, ip = jnp.maximum(idx - 1, 0), jnp.minimum(idx + 1, n - 1)
-    x0, x1, x2 = bs[im], bs[idx], bs[ip]
-    y0, y1, y2 = Fs[im], Fs[idx], Fs[ip]
-    d01 = (y1 - y0) / jnp.where(x1 != x0, x1 - x0, 1.0)
-    d12 = (y2 - y1) / jnp.where(x2 != x1, x2 - x1, 1.0)
-    curv = (d12 - d01) / jnp.where(x2 != x0, x2 - x0, 1.0)
-    interior = (idx > 0) & (idx < n - 1) & (curv > 0) & jnp.isfinite(curv)
-    vertex = 0.5 * (x0 + x1) - d01 / jnp.where(interior, 2.0 * curv, 1.0)
-    return jnp.where(interior, vertex, fallback)
 
 
 def paramagnetic_stiffness(model: CollectiveSpinModel, couplings, h, T):
