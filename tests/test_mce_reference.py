@@ -347,10 +347,13 @@ def lmg_temperature(lmg_first_order):
     return h, K, T, states, amb, eng, agr
 
 
-def _check_states(h, K, T, states, eng, sel):
+def _wrong_states(eng, states, sel, *, signed: bool, mz_tol: float):
+    """Indices in ``sel`` where the engine's states of a temperature differ from the reference's
+    (status, count, energies to EPS_TOL, Mz to ``mz_tol``; ``|Mz|`` for a Z2 model)."""
     e_eps, e_n, e_st = (np.asarray(a) for a in (eng.eps, eng.n_solutions, eng.status))
     e_Mz = np.asarray(eng.state.Mz)
-    bad = []
+    e_Mz = e_Mz if signed else np.abs(e_Mz)
+    wrong = []
     for k in np.nonzero(sel)[0]:
         ref = states[k]
         ok = e_st[k] == jl.Status.OK and e_n[k] == len(ref)
@@ -359,9 +362,16 @@ def _check_states(h, K, T, states, eng, sel):
             r_eps = np.array([e for e, _ in ref][:m])
             r_Mz = np.array([z for _, z in ref][:m])
             ok = (np.all(_close(e_eps[k, :m], r_eps, EPS_TOL))
-                  and np.all(np.abs(np.abs(e_Mz[k, :m]) - r_Mz) <= 1e-6))
+                  and np.all(np.abs(e_Mz[k, :m] - r_Mz) <= mz_tol))
         if not ok:
-            bad.append((h[k], K[k], T[k], [e for e, _ in ref], e_eps[k], e_n[k], e_st[k]))
+            wrong.append(k)
+    return wrong
+
+
+def _check_states(h, K, T, states, eng, sel):
+    e_eps, e_n, e_st = (np.asarray(a) for a in (eng.eps, eng.n_solutions, eng.status))
+    bad = [(h[k], K[k], T[k], [e for e, _ in states[k]], e_eps[k], e_n[k], e_st[k])
+           for k in _wrong_states(eng, states, sel, signed=False, mz_tol=1e-6)]
     assert not bad, f"{len(bad)} of {sel.sum()} wrong, e.g. {bad[:4]}"
 
 
@@ -525,17 +535,8 @@ def test_pspin3_first_order(pspin):
 
 def _check_pspin_states(hj, T, states, sol, sel):
     e_eps, e_n, e_st = (np.asarray(a) for a in (sol.eps, sol.n_solutions, sol.status))
-    e_Mz = np.asarray(sol.state.Mz)
-    bad = []
-    for k in np.nonzero(sel)[0]:
-        r = states[k]
-        good = e_st[k] == jl.Status.OK and e_n[k] == len(r)
-        if good:
-            m = min(len(r), 5)
-            good = (np.all(_close(e_eps[k, :m], np.array([e for e, _ in r][:m]), EPS_TOL))
-                    and np.all(np.abs(e_Mz[k, :m] - np.array([z for _, z in r][:m])) <= 1e-8))
-        if not good:
-            bad.append((hj[k], T[k], [e for e, _ in r], e_eps[k], e_n[k], e_st[k]))
+    bad = [(hj[k], T[k], [e for e, _ in states[k]], e_eps[k], e_n[k], e_st[k])
+           for k in _wrong_states(sol, states, sel, signed=True, mz_tol=1e-8)]
     assert not bad, f"{len(bad)} of {sel.sum()} wrong, e.g. {bad[:4]}"
 
 
