@@ -52,7 +52,8 @@ from ._shell import shell_candidates
 from .models import LMG4
 
 __all__ = ["BranchState", "branch_state", "coordinate", "first_order_jump", "jump_residual",
-           "polish_roots", "sign_brackets", "temperature_residual", "temperature_states"]
+           "local_entropy_maximum", "paramagnet_excess", "polish_roots", "sign_brackets",
+           "temperature_residual", "temperature_states"]
 
 _GL_T, _GL_W = np.polynomial.legendre.leggauss(10)
 _GL_T, _GL_W = 0.5 * (_GL_T + 1.0), 0.5 * _GL_W  # on [0, 1]
@@ -91,7 +92,7 @@ def _q_over_m4(model, c, m):
     return -0.5 * _quad(f)
 
 
-def _rising(model, c, h, m):
+def local_entropy_maximum(model, c, h, m):
     """Whether the ordered-family state at ``m != 0`` is a local minimum of s² on its shell.
 
     The shell's ``g = h² m + (u - ε) u' = u' (ε(m) - ε)`` (``ε(m)`` the family's energy), so at
@@ -295,6 +296,16 @@ def jump_residual(model, x, p):
     return 1.0 - 2.0 * du / w - (m * du) ** 2 / h2
 
 
+def paramagnet_excess(model, c, h, m):
+    """``s²(m) - s²_para`` of the ordered-family state at ``Mz = m != 0`` against the paramagnet
+    of the same energy ``ε(m)`` (``h > 0``, ``u'(0) = 0``): ``m² E`` with ``E`` of
+    :func:`jump_residual`, so it is exact to rounding of the *difference* even where the two
+    spin lengths agree to ``~Mz⁴`` (next to the MCE tricritical condition).  ``<= 0``: the
+    ordered state has at least the paramagnet's entropy."""
+    x = m * m if model.z2_symmetric else m
+    return m * m * jump_residual(model, x, (c, h))
+
+
 @functools.cache
 def _jump_G(model):
     return functools.partial(jump_residual, model)
@@ -335,7 +346,7 @@ def first_order_jump(model, c, h, slots: int = 3) -> Jump:
         cand = shell_candidates(model, cs, h_safe, e)
         best = jnp.min(jnp.where(cand.cand_ok, cand.cand_rel, jnp.inf))
         tol = 1e-11
-        return (ok & cand.feasible & (best >= -tol) & _rising(model, cs, h_safe, m)
+        return (ok & cand.feasible & (best >= -tol) & local_entropy_maximum(model, cs, h_safe, m)
                 & (jnp.abs(m) > 1e-6))
 
     good = jax.vmap(verified)(ms, br.eps, used & conv & (br.s2 <= 1.0))

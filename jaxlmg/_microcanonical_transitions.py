@@ -25,7 +25,13 @@ from ._batch import batched
 from ._canonical import FAST_ROUNDS as CANONICAL_FAST_ROUNDS
 from ._canonical import FULL_ROUNDS as CANONICAL_FULL_ROUNDS
 from ._canonical import stationary_points
-from ._mce_branches import MAX_STATES, SAME_STATE, first_order_jump
+from ._mce_branches import (
+    MAX_STATES,
+    SAME_STATE,
+    first_order_jump,
+    local_entropy_maximum,
+    paramagnet_excess,
+)
 from ._model import entropy
 from ._shell import FAST_ROUNDS as SHELL_FAST_ROUNDS
 from ._shell import MAX_ROUNDS as SHELL_MAX_ROUNDS
@@ -216,10 +222,8 @@ def temperature_point(model, couplings, h, T, *, signed: bool = True, observe: b
     shell_rounds = SHELL_FAST_ROUNDS if fast else SHELL_MAX_ROUNDS
     sol = jax.vmap(lambda e: shell_maximum(model, cs, hs, e, max_rounds=shell_rounds))(e_safe)
     # The candidate is the entropy maximum of its shell when its s² is the shell's smallest.
-    # Compared through s² - s²(Mz = 0) = Mz² + δu (δu + 2 (u(0) - ε))/h² (δu = u(Mz) - u(0), as
-    # the shell search ranks its own candidates): no cancellation against the O(1) s², and the
-    # candidate's Mz comes from a simple root in the field (exact), while the shell's own root can
-    # be a near-double one, flat to rounding (next to an MCE jump or fold), whose Mz is not.
+    # Ranked through s² - s²(Mz = 0) = Mz² + δu (δu + 2 (u(0) - ε))/h² (δu = u(Mz) - u(0), as
+    # the shell search ranks its own candidates): no cancellation against the O(1) s².
     u0 = model.interaction(jnp.zeros_like(hs), cs)
     du = jax.vmap(lambda m: model.interaction(m, cs))(Mz) - u0
     h2 = jnp.where(hs > 0, hs * hs, 1.0)
@@ -228,11 +232,29 @@ def temperature_point(model, couplings, h, T, *, signed: bool = True, observe: b
                                 / h2, 0.0)
     best = jnp.min(jnp.where(sol.cand_ok, sol.cand_rel, jnp.inf), axis=-1)
     tol = 4 * jnp.finfo(rel.dtype).eps * (scale + jnp.abs(best)) + jnp.finfo(rel.dtype).tiny
-    # the same state as the shell's maximum; or, both ordered, a candidate at least as good as
-    # the shell's own (near-double, imprecisely located) ordered root
     same = jnp.abs(sol.m - Mz) <= SAME_STATE * (1.0 + jnp.abs(Mz))
     ordered = (Mz != 0) & (sol.m != 0)
-    used = cand & sol.converged & sol.feasible & (same | (ordered & (rel <= best + tol)))
+    used_h0 = cand & sol.converged & sol.feasible & (same | (ordered & (rel <= best + tol)))
+    # h > 0, u'(0) = 0 (the paramagnet is a state of every shell): an ordered candidate is
+    # decided without that cancellation.  Next to the MCE tricritical condition its s² and the
+    # paramagnet's agree to ~Mz⁴ (~1e-20), below the rounding of the form above (~1e-16 Mz²),
+    # so (a) against the paramagnet: the exact excess along the ordered family
+    # (:func:`jaxlmg._mce_branches.paramagnet_excess`, at the candidate's own Mz, a simple root
+    # in the field); (b) a local entropy maximum on its shell (exact, along the family);
+    # (c) no other ordered state of the shell shorter by more than rounding (the shell search's
+    # root of the candidate itself has the same s² to second order in its location error).
+    para_family = (hs > 0) & (jax.grad(lambda m: model.interaction(m, cs))(0.0 * hs) == 0)
+    is_ord = Mz != 0
+    m_safe = jnp.where(is_ord, Mz, 1.0)
+    h_safe = jnp.where(hs > 0, hs, 1.0)
+    excess = jax.vmap(lambda m: paramagnet_excess(model, cs, h_safe, m))(m_safe)
+    local = jax.vmap(lambda m: local_entropy_maximum(model, cs, h_safe, m))(m_safe)
+    tol_o = 16 * jnp.finfo(rel.dtype).eps * scale + jnp.finfo(rel.dtype).tiny
+    rivals = sol.cand_ok & (sol.cand_m != 0)
+    beaten = jnp.any(rivals & (sol.cand_rel < (excess - tol_o)[:, None]), axis=-1)
+    used_ord = cand & sol.converged & (excess <= 0) & local & ~beaten
+    used_para = cand & sol.converged & sol.feasible & same
+    used = jnp.where(para_family, jnp.where(is_ord, used_ord, used_para), used_h0)
     # one slot per state: a stationary point found twice is kept once
     order = jnp.argsort(jnp.where(used, eps, jnp.inf))
     eps_s, used_s = eps[order], used[order]

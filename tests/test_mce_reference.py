@@ -27,9 +27,8 @@ Points are concentrated within 1e-10 ... 1e-2 (relative) of ``K = J³/h²``, of 
 ``T``, both temperatures of each jump) and of canonical first-order transitions, both signs of
 ``T``.  Where float64 cannot decide whether a candidate is the shell minimum (``|g| < 1e-13``)
 it is redone in 50 digits (mpmath); a point still undecided there is left out, and the test
-asserts that these are rare.  The region where the engine still fails for the states of a
-temperature (``TRICRITICAL_BAND``, ``H_EDGE``) is not checked; the note before the agreement
-tests gives failing inputs.
+asserts that these are rare.  The hard points (next to ``K = J³/h²`` and ``h >= 1.9``) are
+checked by their own tests.
 """
 
 from fractions import Fraction
@@ -212,15 +211,10 @@ def test_reference_jump_matches_bisection_on_the_entropy_difference():
 
 # --------------------------------------------------------------------------- LMG4: the engines
 
-# Where the engine fails today (not checked below, see the note before the agreement tests;
-# everything else must pass):
-# * near the MCE tricritical condition, 0 < K h²/J³ - 1 < 1e-5 (the hard band; its MCE jumps
-#   are found and checked by test_lmg4_first_order_near_the_tricritical_condition),
-#   microcanonical_at_temperature misses the ordered state just below the jump energy for T
-#   inside the jump window, or returns the metastable ordered state just above it (that
-#   jl.microcanonical at the same energy says is not the maximum);
-# * near h = 2J, where the paramagnet at the jump has s -> 1, microcanonical_at_temperature and
-#   ensemble_agreement return NOT_CONVERGED for T near the jump temperatures.
+# The band next to the MCE tricritical condition, 0 < K h²/J³ - 1 < 1e-5, and h >= 1.9 (where the
+# paramagnet at the jump has s -> 1) are the hard points: there the ordered state just below the
+# jump energy has Mz ~ 1e-5 and its s² equals the paramagnet's to ~Mz⁴.  They are checked
+# separately (the tests name them in their failure messages).
 TRICRITICAL_BAND = 1e-5
 H_EDGE = 1.9
 
@@ -386,14 +380,18 @@ def test_lmg4_states_of_a_temperature(lmg_temperature):
     assert sum(len(s) >= 2 for s, e in zip(states, easy, strict=True) if e) >= 500
 
 
-# Not yet checked (issue 12 stays open for them): the hard points, _hard(h, K). There
-# microcanonical_at_temperature misses the near-critical ordered state just below the jump energy,
-# or returns the metastable one above it, in 43 of 585 points, and the agreement codes follow, e.g.
-# (h, K, T) = (0.6767920532517329, 2.1831797716805736, 1.9211764115216114): MCE states at
-# eps = -3.2042414130525, -0.2290237416723 (Mz 3.3e-5), -0.2290237406493;
-# (0.6640900120312441, 2.267496581947093, 1.924203043616214): an extra state at
-# eps = -0.220507772040 (Mz 3.7e-4).  To check them: _check_states(..., ~amb & _hard(h, K)) and
-# _check_codes(..., (T > 0) & ~amb & _hard(h, K)).
+def test_lmg4_states_of_a_temperature_near_the_tricritical_condition(lmg_temperature):
+    """The hard points: the near-critical ordered state just below a tiny MCE jump is found,
+    and the metastable one just above it is not returned, e.g. (h, K, T) = (0.6767920532517329,
+    2.1831797716805736, 1.9211764115216114): states at eps = -3.2042414130525, -0.2290237416723
+    (Mz 3.3e-5) and -0.2290237406493 (the paramagnet)."""
+    h, K, T, states, amb, eng, _ = lmg_temperature
+    hard = ~amb & _hard(h, K)
+    assert hard.sum() >= 400
+    _check_states(h, K, T, states, eng, hard)
+    # (the near-critical ordered state occurs, with Mz below 1e-3)
+    small = [any(0 < z < 1e-3 for _, z in s) for s, e in zip(states, hard, strict=True) if e]
+    assert sum(small) >= 20
 
 
 def _expected_codes(T, states, jump):
@@ -424,6 +422,13 @@ def test_lmg4_agreement_codes(lmg_temperature):
     for c in (jl.Agreement.EQUIVALENT, jl.Agreement.CE_FIRST_ORDER_MCE_CONTINUOUS,
               jl.Agreement.MCE_TEMPERATURE_JUMP):
         assert (code[easy] == c).sum() >= 20, c
+
+
+def test_lmg4_agreement_codes_near_the_tricritical_condition(lmg_temperature):
+    h, K, T, states, amb, _, agr = lmg_temperature
+    hard = (T > 0) & ~amb & _hard(h, K)
+    code = _check_codes(h, K, T, states, agr, hard)
+    assert (code[hard] == jl.Agreement.MCE_TEMPERATURE_JUMP).sum() >= 20
 
 
 # --------------------------------------------------------------------------- PSpin(3)
