@@ -12,11 +12,12 @@ it, ``R(m) = h² m + (u(m) - ε) u'(m) = 0`` (:mod:`jaxlmg._shell`).  For a mode
 So the structure of σ needs no scan in energy: it is a set of roots of smooth functions of the
 single coordinate ``m`` (``x = m²`` for Z₂ models, where every root near ``m = 0`` is simple):
 
-* **states of temperature T** (``β_T = 1/T``): the paramagnet at ``Mx = tanh(β_T h)``, and the roots
-  of ``ρ(m) = 1 + w tanh(β_T r)/r`` (the canonical stationarity ``b = -u'(Mz(b))`` written in
-  ``m``: the MCE states of temperature T are stationary points of the canonical landscape at T,
-  Campa, Dauxois, Ruffo, Phys. Rep. 480, 57 (2009); Bouchet & Barré, J. Stat. Phys. 118, 1073
-  (2005));
+* **states of temperature T**: stationary points of the canonical landscape at T (Campa, Dauxois,
+  Ruffo, Phys. Rep. 480, 57 (2009); Bouchet & Barré, J. Stat. Phys. 118, 1073 (2005)), found by
+  the canonical engine's certified search (:mod:`jaxlmg._microcanonical_transitions`); an ordered
+  one is the entropy maximum of its shell only if it beats the paramagnet of its energy,
+  :func:`paramagnet_excess` ``= m² E(m) <= 0`` below, and is a local entropy maximum on its
+  shell, :func:`local_entropy_maximum`, both exact along the family;
 * **MCE first-order transitions** (paramagnet <-> ordered, equal entropy at equal energy): roots of
   ``E(m) = (s²(m) - s²_para(ε(m)))/m²``
   ``= -2 (q/m⁴)/w - (Δu/m²)²/h²`` (Z₂; ``Δu = u - u(0)``, ``q = Δu - m u'/2``, both computed by
@@ -52,8 +53,7 @@ from ._shell import shell_candidates
 from .models import LMG4
 
 __all__ = ["BranchState", "branch_state", "coordinate", "first_order_jump", "jump_residual",
-           "local_entropy_maximum", "paramagnet_excess", "polish_roots", "sign_brackets",
-           "temperature_residual", "temperature_states"]
+           "local_entropy_maximum", "paramagnet_excess", "polish_roots", "sign_brackets"]
 
 _GL_T, _GL_W = np.polynomial.legendre.leggauss(10)
 _GL_T, _GL_W = 0.5 * (_GL_T + 1.0), 0.5 * _GL_W  # on [0, 1]
@@ -166,58 +166,6 @@ def polish_roots(g, lo, hi, glo, used):
                            n_iter=1, active=act)
 
     return jax.vmap(one)(lo, hi, glo, used)
-
-
-# --------------------------------------------------------------------------- temperature
-
-
-def temperature_residual(model, x, p):
-    """``ρ = 1 + w tanh(β_T r)/r`` at the node ``x`` (``m = √x`` for Z₂ models); ``p = (c, h,
-    beta_T)``."""
-    c, h, bT = p
-    m = jnp.sqrt(x) if model.z2_symmetric else x
-    w = _w(model, c, m)
-    r = jnp.sqrt(h * h + (m * w) ** 2)
-    small = jnp.abs(bT * r) < 1e-8
-    r_safe = jnp.where(small, 1.0, r)
-    tanhc = jnp.where(small, bT, jnp.tanh(bT * r_safe) / r_safe)
-    return 1.0 + w * tanhc
-
-
-@functools.cache
-def _temperature_G(model):
-    return functools.partial(temperature_residual, model)
-
-
-class TemperatureStates(NamedTuple):
-    m: Any  # (MAX_STATES + 1,) Mz of each candidate, the paramagnet first
-    eps: Any
-    ok: Any  # a stationary state with s <= 1 (not yet checked to be the entropy maximum)
-    count: Any  # stationary points found (may exceed the slots)
-
-
-def temperature_states(model, c, h, T) -> TemperatureStates:
-    """Every state of temperature ``T != 0`` stationary in ``Mz`` at its energy (ONE point; the
-    paramagnet first).  Whether each is the entropy maximum of its shell is for the caller to
-    check (:func:`jaxlmg._microcanonical_transitions.temperature_point`)."""
-    c, h, T = jax.lax.stop_gradient((c, h, T))
-    dtype = jnp.result_type(h, T, float)
-    bT = 1.0 / jnp.where(T != 0, T, 1.0)
-    xs_np, to_m = coordinate(model)
-    xs = jnp.asarray(xs_np, dtype)
-    G = _temperature_G(model)
-    g = lambda x: G(x, (c, h, bT))  # noqa: E731
-    lo, hi, glo, used, count = sign_brackets(g, xs, MAX_STATES)
-    xr, conv = polish_roots(g, lo, hi, glo, used)
-    ms = to_m(xr)
-    br = jax.vmap(lambda m: branch_state(model, c, h, m))(ms)
-    u0 = model.interaction(jnp.zeros((), dtype), c)
-    Mx_p = jnp.tanh(bT * h)
-    eps_p = u0 - h * Mx_p
-    m_all = jnp.concatenate([jnp.zeros((1,), dtype), ms])
-    e_all = jnp.concatenate([eps_p[None], br.eps])
-    ok = jnp.concatenate([jnp.ones((1,), bool), used & conv & (br.s2 <= 1.0)])
-    return TemperatureStates(m=m_all, eps=e_all, ok=ok, count=count)
 
 
 # --------------------------------------------------------------------------- first order
