@@ -104,10 +104,36 @@ def bisect(G, a, b, pars, iters=120):
 
 
 def scan_roots(G, grid, pars):
-    """Every sign change of ``G`` on ``grid`` for each point, refined: (point index, root)."""
+    """Every root of ``G`` on ``grid`` for each point, refined: (point index, root).
+
+    Sign changes between grid nodes, plus the pairs of roots that fall inside two neighbouring
+    intervals without a sign change at the nodes (next to a fold, where two roots merge): at
+    every interior extremum of ``G`` on the grid the extremum itself is located (ternary search)
+    and, where ``G`` changes sign there, each side is a bracket."""
     vals = G(grid[None, :], *(p[:, None] for p in pars))
     i, j = np.nonzero(np.sign(vals[:, :-1]) * np.sign(vals[:, 1:]) < 0)
-    root = bisect(G, grid[j], grid[j + 1], tuple(p[i] for p in pars))
+    lo, hi, idx = [grid[j]], [grid[j + 1]], [i]
+    dv = np.diff(vals, axis=1)
+    same = (np.sign(vals[:, :-2]) == np.sign(vals[:, 1:-1])) & (
+        np.sign(vals[:, 1:-1]) == np.sign(vals[:, 2:]))
+    k, j = np.nonzero(same & (np.sign(dv[:, :-1]) != np.sign(dv[:, 1:])))
+    if k.size:
+        pk = tuple(p[k] for p in pars)
+        a, b = grid[j], grid[j + 2]
+        # a minimum of G where G > 0 (a maximum where G < 0) can cross zero
+        sgn = np.sign(G(grid[j + 1], *pk))
+        for _ in range(100):
+            m1, m2 = a + (b - a) / 3, b - (b - a) / 3
+            closer = sgn * G(m1, *pk) < sgn * G(m2, *pk)
+            a, b = np.where(closer, a, m1), np.where(closer, m2, b)
+        x_ext = 0.5 * (a + b)
+        cross = np.sign(G(x_ext, *pk)) == -sgn
+        k, j, x_ext = k[cross], j[cross], x_ext[cross]
+        lo += [grid[j], x_ext]
+        hi += [x_ext, grid[j + 2]]
+        idx += [k, k]
+    lo, hi, i = np.concatenate(lo), np.concatenate(hi), np.concatenate(idx)
+    root = bisect(G, lo, hi, tuple(p[i] for p in pars))
     return i, root
 
 
@@ -392,6 +418,66 @@ def test_lmg4_states_of_a_temperature_near_the_tricritical_condition(lmg_tempera
     # (the near-critical ordered state occurs, with Mz below 1e-3)
     small = [any(0 < z < 1e-3 for _, z in s) for s, e in zip(states, hard, strict=True) if e]
     assert sum(small) >= 20
+
+
+def _interior_minimum(h, K, T):
+    """The lowest interior local minimum over ``x = Mz² > 0`` of the self-consistency residual
+    ``G`` per point (``+inf`` where ``G`` has none): the ordered pair of canonical stationary
+    points exists while it is negative, and merges (a canonical spinodal) where it is 0."""
+    vals = lmg_self_consistency(X_GRID[None, :], h[:, None], K[:, None], T[:, None])
+    dv = np.diff(vals, axis=1)
+    is_min = (dv[:, :-1] < 0) & (dv[:, 1:] > 0)
+    j = np.argmin(np.where(is_min, vals[:, 1:-1], np.inf), axis=1)
+    a, b = X_GRID[j], X_GRID[j + 2]
+    for _ in range(80):
+        m1, m2 = a + (b - a) / 3, b - (b - a) / 3
+        left = lmg_self_consistency(m1, h, K, T) < lmg_self_consistency(m2, h, K, T)
+        a, b = np.where(left, a, m1), np.where(left, m2, b)
+    return np.where(is_min.any(axis=1), lmg_self_consistency(0.5 * (a + b), h, K, T), np.inf)
+
+
+@pytest.fixture(scope="module")
+def lmg_folds():
+    """(h, K, T) within 1e-10 ... 1e-3 (relative, both sides) of the canonical spinodal
+    temperatures at fixed (h, K), where two stationary points of the canonical landscape merge:
+    a fold of the MCE caloric curve where they are entropy maxima of their shells.  Both from the
+    reference: the ordered pair merges where the interior minimum of ``G`` reaches 0 (``G``
+    increases with ``T``: bisection), the paramagnet's partner where ``G(0) = 0``."""
+    rng = np.random.default_rng(3)
+    n = 300
+    h = rng.uniform(0.3, 1.95, n)
+    K = rng.uniform(1.0, 6.0, n) / h**2
+    lo, hi = np.full(n, 0.05), np.full(n, 30.0 * J)
+    Gmin = lambda T: _interior_minimum(h, K, T)  # noqa: E731
+    good = (Gmin(lo) < 0) & (Gmin(hi) > 0)
+    lo_c, hi_c = lo.copy(), hi.copy()
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        neg = Gmin(mid) < 0
+        lo, hi = np.where(neg, mid, lo), np.where(neg, hi, mid)
+        mid = 0.5 * (lo_c + hi_c)
+        neg = lmg_self_consistency(0.0, h, K, mid) < 0
+        lo_c, hi_c = np.where(neg, mid, lo_c), np.where(neg, hi_c, mid)
+    T_fold = np.where(rng.integers(0, 2, n) == 0, 0.5 * (lo + hi), 0.5 * (lo_c + hi_c))
+    d = 10.0 ** rng.uniform(-10, -3, n) * rng.choice([-1.0, 1.0], n)
+    h, K, T = h[good], K[good], (T_fold * (1 + d))[good]
+    states, amb = lmg_states(h, K, T)
+    eng = jl.microcanonical_at_temperature(h, K, T, max_solutions=5)
+    return h, K, T, states, amb, eng
+
+
+def test_lmg4_states_of_a_temperature_next_to_folds(lmg_folds):
+    """Both states of a close pair next to a fold are found, e.g. (h, K, T) = (1.545406839215728,
+    0.3420649676575124, 1.6507696601739854), 3e-10 below the ferromagnetic spinodal: ordered
+    states at eps = -1.34007701720, -1.34005567121 (Mz 0.57269, 0.57267) and the paramagnet."""
+    h, K, T, states, amb, eng = lmg_folds
+    assert h.size >= 200 and amb.mean() < 0.01
+    _check_states(h, K, T, states, eng, ~amb)
+    # (close pairs of MCE states occur: ordered ones, or the paramagnet and a small ordered one)
+    pairs = [any(abs(z1 - z2) < 1e-2 and z1 != z2 for (_, z1), (_, z2) in zip(s, s[1:],
+                                                                            strict=False))
+             for s in states]
+    assert sum(pairs) >= 20
 
 
 def _expected_codes(T, states, jump):
