@@ -420,20 +420,33 @@ def test_lmg4_states_of_a_temperature_near_the_tricritical_condition(lmg_tempera
     assert sum(small) >= 20
 
 
-def _interior_minimum(h, K, T):
-    """The lowest interior local minimum over ``x = Mz² > 0`` of the self-consistency residual
-    ``G`` per point (``+inf`` where ``G`` has none): the ordered pair of canonical stationary
-    points exists while it is negative, and merges (a canonical spinodal) where it is 0."""
-    vals = lmg_self_consistency(X_GRID[None, :], h[:, None], K[:, None], T[:, None])
+def _interior_minimum(G, grid, pars, T):
+    """The lowest interior local minimum of ``G(x, *pars, T)`` over ``grid`` per point, located
+    by ternary search (``+inf`` where there is none)."""
+    vals = G(grid[None, :], *(p[:, None] for p in pars), T[:, None])
     dv = np.diff(vals, axis=1)
     is_min = (dv[:, :-1] < 0) & (dv[:, 1:] > 0)
     j = np.argmin(np.where(is_min, vals[:, 1:-1], np.inf), axis=1)
-    a, b = X_GRID[j], X_GRID[j + 2]
+    a, b = grid[j], grid[j + 2]
     for _ in range(80):
         m1, m2 = a + (b - a) / 3, b - (b - a) / 3
-        left = lmg_self_consistency(m1, h, K, T) < lmg_self_consistency(m2, h, K, T)
+        left = G(m1, *pars, T) < G(m2, *pars, T)
         a, b = np.where(left, a, m1), np.where(left, m2, b)
-    return np.where(is_min.any(axis=1), lmg_self_consistency(0.5 * (a + b), h, K, T), np.inf)
+    return np.where(is_min.any(axis=1), G(0.5 * (a + b), *pars, T), np.inf)
+
+
+def fold_temperature(G, grid, pars, lo=0.05, hi=30.0):
+    """The temperature where the interior minimum of the self-consistency residual ``G`` (which
+    increases with ``T``) reaches 0, per point: there the ordered pair of canonical stationary
+    points merges (a canonical spinodal).  Returns ``(T_fold, found)``."""
+    n = pars[0].size
+    lo, hi = np.full(n, lo), np.full(n, hi)
+    found = (_interior_minimum(G, grid, pars, lo) < 0) & (_interior_minimum(G, grid, pars, hi) > 0)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        neg = _interior_minimum(G, grid, pars, mid) < 0
+        lo, hi = np.where(neg, mid, lo), np.where(neg, hi, mid)
+    return 0.5 * (lo + hi), found
 
 
 @pytest.fixture(scope="module")
@@ -441,24 +454,19 @@ def lmg_folds():
     """(h, K, T) within 1e-10 ... 1e-3 (relative, both sides) of the canonical spinodal
     temperatures at fixed (h, K), where two stationary points of the canonical landscape merge:
     a fold of the MCE caloric curve where they are entropy maxima of their shells.  Both from the
-    reference: the ordered pair merges where the interior minimum of ``G`` reaches 0 (``G``
-    increases with ``T``: bisection), the paramagnet's partner where ``G(0) = 0``."""
+    reference: the ordered pair merges at :func:`fold_temperature`, the paramagnet's partner
+    where ``G(0) = 0`` (``G`` increases with ``T``: bisection)."""
     rng = np.random.default_rng(3)
     n = 300
     h = rng.uniform(0.3, 1.95, n)
     K = rng.uniform(1.0, 6.0, n) / h**2
-    lo, hi = np.full(n, 0.05), np.full(n, 30.0 * J)
-    Gmin = lambda T: _interior_minimum(h, K, T)  # noqa: E731
-    good = (Gmin(lo) < 0) & (Gmin(hi) > 0)
-    lo_c, hi_c = lo.copy(), hi.copy()
+    T_ordered, good = fold_temperature(lmg_self_consistency, X_GRID, (h, K))
+    lo_c, hi_c = np.full(n, 0.05), np.full(n, 30.0)
     for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        neg = Gmin(mid) < 0
-        lo, hi = np.where(neg, mid, lo), np.where(neg, hi, mid)
         mid = 0.5 * (lo_c + hi_c)
         neg = lmg_self_consistency(0.0, h, K, mid) < 0
         lo_c, hi_c = np.where(neg, mid, lo_c), np.where(neg, hi_c, mid)
-    T_fold = np.where(rng.integers(0, 2, n) == 0, 0.5 * (lo + hi), 0.5 * (lo_c + hi_c))
+    T_fold = np.where(rng.integers(0, 2, n) == 0, T_ordered, 0.5 * (lo_c + hi_c))
     d = 10.0 ** rng.uniform(-10, -3, n) * rng.choice([-1.0, 1.0], n)
     h, K, T = h[good], K[good], (T_fold * (1 + d))[good]
     states, amb = lmg_states(h, K, T)
@@ -600,8 +608,13 @@ def pspin():
                           jr["T_above"] + rng.uniform(0, 1, hj.size)
                           * (jr["T_below"] - jr["T_above"])))
     T = rng.choice([-1.0, 1.0], hj.size) * T
-    hj = np.concatenate([hj, [p[0] for p in PSPIN_FAILING]])
-    T = np.concatenate([T, [p[1] for p in PSPIN_FAILING]])
+    # and within 1e-10 ... 1e-3 of the canonical spinodal (the ordered pair merges), both signs
+    hf = rng.uniform(0.05, 1.45, 120)
+    T_f, found = fold_temperature(pspin_self_consistency, M_GRID[M_GRID > 0], (hf,))
+    d = 10.0 ** rng.uniform(-10, -3, hf.size) * rng.choice([-1.0, 1.0], hf.size)
+    T_f = rng.choice([-1.0, 1.0], hf.size) * T_f * (1 + d)
+    hj = np.concatenate([hj, hf[found], [p[0] for p in PSPIN_FAILING]])
+    T = np.concatenate([T, T_f[found], [p[1] for p in PSPIN_FAILING]])
     states, amb = pspin_states(hj, T)
     sol = jl.microcanonical_at_temperature_state(PSPIN, PSPIN_C, hj, T, max_solutions=5)
     agr = jl.ensemble_agreement_state(PSPIN, PSPIN_C, hj, np.abs(T))  # (only T > 0 is checked)
