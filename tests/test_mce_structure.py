@@ -132,3 +132,43 @@ def test_tiny_jumps_next_to_the_mce_tricritical_condition():
                 6 * KK**2 * x**2 + 10 * J * KK * x + 4 * J**2)
         assert abs(Mz / np.sqrt(x) - 1) <= 1e-8, (hh, KK, Mz, np.sqrt(x))
         assert abs(eps + (J**2 + 4 * J * KK * x + 3 * KK**2 * x**2) / (2 * KK)) <= 1e-10
+
+
+def test_entropy_curve_intervals_do_not_depend_on_the_grid():
+    """Issue input 3 as a class: for random (h, K) with a canonical first-order transition, the
+    non-concave interval, its temperature and the c < 0 intervals are the same (to 1e-10) on three
+    different grids, and the double tangent joins the two lowest-free-energy stationary points of
+    the canonical landscape at its temperature (a NumPy scan of the self-consistency, written in
+    tests/test_mce_reference.py): equal free energies, energies at the interval's ends."""
+    from test_mce_reference import X_GRID, lmg_self_consistency, scan_roots
+
+    rng = np.random.default_rng(13)
+    h = rng.uniform(0.3, 1.95, 5)
+    K = rng.uniform(1.2, 4.0, 5) / h**2
+    for hh, KK in zip(h, K, strict=True):
+        e0 = float(jl.energy_range(hh, KK).eps_min)
+        out = []
+        for n, shift in ((301, 0.0), (601, 0.37), (1001, 0.11)):
+            grid = np.linspace(e0, hh, n)
+            grid[1:-1] += shift * (grid[1] - grid[0])
+            c = jl.entropy_curve(hh, KK, grid)
+            out.append([np.asarray(c.nonconcave), np.asarray(c.coexistence_temperature),
+                        np.asarray(c.negative_specific_heat)])
+        for other in out[1:]:
+            for a, b in zip(out[0], other, strict=True):
+                assert a.shape == b.shape, (hh, KK, out)
+                np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+        (lo, hi), = out[0][0]
+        Tc = out[0][1][0]
+        # reference: the canonical stationary points at Tc, their energies and free energies
+        _, x = scan_roots(lmg_self_consistency, X_GRID, tuple(np.array([v]) for v in (hh, KK, Tc)))
+        x = np.concatenate([[0.0], x])
+        cc = 2 * J + 4 * KK * x
+        r = np.sqrt(hh**2 + x * cc**2)
+        s = np.tanh(r / Tc)
+        e = -J * x - KK * x**2 - hh * s * hh / r
+        S = np.log(2) - 0.5 * ((1 + s) * np.log1p(s) + (1 - s) * np.log1p(-s))
+        f = e - Tc * S
+        two = np.argsort(f)[:2]
+        np.testing.assert_allclose(f[two[0]], f[two[1]], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(np.sort(e[two]), [lo, hi], rtol=0, atol=1e-8)
