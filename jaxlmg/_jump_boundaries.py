@@ -134,7 +134,8 @@ def _jump_kernel(couplings, mask, h, T, *, model):
     r_scale = jnp.abs(dr_on * x_on) + jnp.abs(3.0 * u2 ** 3)
     onset = (jnp.isfinite(x_on) & (x_on > 0) & (u2 < 0) & (dr_on != 0)
              & (jnp.abs(r_on) <= 1e-10 * r_scale))
-    exists = finite & (h0 > 0) & (T0 > 0) & onset
+    asked = finite & (h0 > 0) & (T0 > 0)
+    exists = asked & onset
     x_on = jnp.where(exists, x_on, 1.0)
     s_on = -hs / jnp.where(u2 < 0, u2, -1.0)
     t_c = jnp.where(s_on < 1.0, hs / jnp.arctanh(jnp.clip(s_on, 1e-300, 1.0 - 1e-16)), 0.0)
@@ -183,6 +184,7 @@ def _jump_kernel(couplings, mask, h, T, *, model):
         k = implicit_solution(G, x[side], (couplings, mask, h, T))
         status = jnp.where(conv[side], Status.OK, Status.NOT_CONVERGED)
         status = jnp.where(exists & ~spent[side], status, Status.NO_TRANSITION)
+        status = jnp.where(asked & ~onset, Status.OUT_OF_DOMAIN, status)  # nothing to follow
         status = jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
         out += [jnp.where(status == Status.OK, k, jnp.nan), status]
     return tuple(out)
@@ -221,12 +223,13 @@ def microcanonical_jump_boundaries_state(model: CollectiveSpinModel, couplings, 
         vary: the name of the coupling solved for (positive where the region is).
     Returns:
         ``(below, above)``: two :class:`BoundaryCurve` of the broadcast shape (``h`` as given
-        where ``OK``; ``K`` the varied coupling's root).  ``NO_TRANSITION`` where the field has
-        no MCE tricritical point to start from (``u''(0) >= 0``, no root, ``h <= 0``,
-        ``T <= 0``) or the jump temperature does not cross ``T`` between the onset ``x_on`` and
-        ``x_on e^{±30}`` (LMG4: ``h <= h_c(T)``); ``NOT_CONVERGED`` where the bisection did not
-        finish in 240 evaluations or the root condition fails; ``NONFINITE`` for non-finite
-        input.  NaN unless ``OK``.
+        where ``OK``; ``K`` the varied coupling's root).  ``NO_TRANSITION`` where ``h <= 0``,
+        ``T <= 0``, or the jump temperature does not cross ``T`` between the onset ``x_on`` and
+        ``x_on e^{±30}`` (LMG4: ``h <= h_c(T)``); ``OUT_OF_DOMAIN`` where the field has no MCE
+        tricritical point in a positive coupling to start from (``u''(0) >= 0`` as in
+        ``PSpin(p >= 4)``, or no root): the method does not apply there, and jumps may exist;
+        ``NOT_CONVERGED`` where the bisection did not finish in 240 evaluations or the root
+        condition fails; ``NONFINITE`` for non-finite input.  NaN unless ``OK``.
     Raises:
         ValueError: ``vary`` is not a field of ``couplings``.
     """

@@ -173,8 +173,10 @@ def phase_diagram_state(model: CollectiveSpinModel, couplings, T, *, vary: str =
     Every point is an exact root with a status; the MCE boundaries, ``h_c`` and ``h_1`` are
     differentiable (implicit function theorem).  A curve that does not exist for the model or at
     a point comes back NaN with status ``NO_TRANSITION`` (e.g. no critical line where
-    ``u''(0) >= 0``), not as an error.  Not usable under ``jit`` (the default grids depend on
-    ``T``); call the functions above directly for that.
+    ``u''(0) >= 0``), not as an error; the jump boundaries are followed from the MCE tricritical
+    point of each field, so where a field has none they are NaN with ``OUT_OF_DOMAIN``.  Not
+    usable under ``jit`` (the default grids depend on ``T``); call the functions above directly
+    for that.
 
     Args:
         model: a Z₂-symmetric :class:`~jaxlmg.models.CollectiveSpinModel` (static).

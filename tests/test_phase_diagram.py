@@ -299,6 +299,25 @@ def test_generic_jump_boundary_derivative_matches_finite_differences():
     np.testing.assert_allclose(np.asarray(tangent), fd, rtol=1e-6)
 
 
+def test_generic_curves_a_model_lacks_are_statuses_not_errors():
+    """The pure 4-spin model (LMG4 with J = 0, u''(0) = 0) has no critical line and no
+    tricritical point, but a canonical first-order line: NaN with NO_TRANSITION for the former,
+    the line itself, and OUT_OF_DOMAIN for the jump boundaries (no MCE tricritical point of the
+    field to follow them from).  Default grids (n = 3)."""
+    pd0 = jl.phase_diagram_state(jl.LMG4(), jl.LMGCouplings(0.0, 1.0), 0.3, n=3)
+    np.testing.assert_allclose(np.asarray(pd0.critical_canonical.K), [0.0, 2.0, 4.0])
+    for c in (pd0.critical_canonical, pd0.critical_microcanonical):
+        assert np.all(np.asarray(c.status) == jl.Status.NO_TRANSITION)
+        assert np.all(np.isnan(np.asarray(c.h)))
+    for tc in (pd0.tricritical_canonical, pd0.tricritical_microcanonical):
+        assert int(tc.status) == jl.Status.NO_TRANSITION and np.isnan(float(tc.h))
+    fo = np.asarray(pd0.first_order.status)
+    np.testing.assert_array_equal(fo, [jl.Status.NO_TRANSITION, jl.Status.OK, jl.Status.OK])
+    assert np.all(np.asarray(pd0.para_spinodal.status) == jl.Status.NO_TRANSITION)
+    for c in (pd0.jump_below, pd0.jump_above):
+        assert np.all(np.asarray(c.status) == jl.Status.OUT_OF_DOMAIN)
+
+
 def test_generic_bad_input_is_refused_by_name():
     with pytest.raises(ValueError, match="^vary must"):
         jl.phase_diagram_state(jl.LMG4(), jl.LMGCouplings(1.0, 0.3), T, vary="L")
