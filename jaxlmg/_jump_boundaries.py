@@ -176,8 +176,17 @@ def _jump_kernel(couplings, mask, h, T, *, model):
             jnp.zeros(2, bool))
     _, _, near, far, br, dmin, spent = jax.lax.while_loop(running, step, init)
     x = 0.5 * (near + far)
-    t, ok = _side_temperatures(model, cs, m0, hs, x)  # the root condition, checked
-    conv = br & ~wide(near, far) & ok & (jnp.abs(t - Ts) <= _ROOT_TOL * (1.0 + Ts))
+    # the root condition, checked: T_side = T at the root, or (a boundary so steep that the last
+    # bit of x moves T_side by more than the tolerance, as next to the ground-state first-order
+    # field where T_side rises from 0) two resolved transitions on either side of T at the ends
+    # of the final bracket; a bracket across the edge of the region (unresolved on one side)
+    # whose T_side stays away from T is refused
+    t, ok = _side_temperatures(model, cs, m0, hs, x)
+    t_near, ok_near = _side_temperatures(model, cs, m0, hs, near)
+    t_far, ok_far = _side_temperatures(model, cs, m0, hs, far)
+    straddle = ok_near & ok_far & ((t_near - Ts) * (t_far - Ts) <= 0)
+    close = jnp.abs(t - Ts) <= _ROOT_TOL * (1.0 + Ts)
+    conv = br & ~wide(near, far) & ok & (close | straddle)
     out = []
     for side in (0, 1):
         G = functools.partial(_jump_residual, side=side, model=model)
@@ -203,7 +212,9 @@ def microcanonical_jump_boundaries_state(model: CollectiveSpinModel, couplings, 
     Newton from the value of ``couplings.<vary>``, where the jump vanishes at ``T_c(h)``; the
     coupling moves towards the first-order side in steps growing geometrically (log-steps
     ``0.005 · 1.5^k``) until the jump temperature crosses ``T``, then is bisected to a relative
-    width ``4e-16``, and the root condition is checked (``|T_side - T| <= 1e-8 (1 + T)``).  An
+    width ``4e-16``, and the root condition is checked (``|T_side - T| <= 1e-8 (1 + T)``, or
+    resolved transitions on both sides of ``T`` at the ends of the final bracket, where the
+    boundary is so steep that the last bit of the coupling moves ``T_side`` by more).  An
     unresolved transition between the onset and the first resolved one counts as the onset,
     one beyond the resolved ones as temperature 0 (the region's end, where the jump
     temperatures fall to 0).  The first crossing is returned: where the jump temperature is not
