@@ -28,6 +28,13 @@ from ._inequivalence import ensemble_agreement as ensemble_agreement  # noqa: E4
 from ._inequivalence import ensemble_agreement_state as ensemble_agreement_state  # noqa: E402
 from ._inequivalence import entropy_curve as entropy_curve  # noqa: E402
 from ._inequivalence import entropy_curve_state as entropy_curve_state  # noqa: E402
+from ._jump_boundaries import BoundaryCurve as BoundaryCurve  # noqa: E402
+from ._jump_boundaries import (  # noqa: E402
+    microcanonical_jump_boundaries as microcanonical_jump_boundaries,
+)
+from ._jump_boundaries import (  # noqa: E402
+    microcanonical_jump_boundaries_state as microcanonical_jump_boundaries_state,
+)
 from ._microcanonical import EnergyRange as EnergyRange  # noqa: E402
 from ._microcanonical import MicrocanonicalState as MicrocanonicalState  # noqa: E402
 from ._microcanonical import energy_range as energy_range  # noqa: E402
@@ -53,12 +60,9 @@ from ._microcanonical_transitions import (  # noqa: E402
 from ._model import energy as energy  # noqa: E402
 from ._model import entropy as entropy  # noqa: E402
 from ._model import free_energy as free_energy  # noqa: E402
-from ._phase_diagram import BoundaryCurve as BoundaryCurve  # noqa: E402
 from ._phase_diagram import PhaseDiagram as PhaseDiagram  # noqa: E402
-from ._phase_diagram import (  # noqa: E402
-    microcanonical_jump_boundaries as microcanonical_jump_boundaries,
-)
 from ._phase_diagram import phase_diagram as phase_diagram  # noqa: E402
+from ._phase_diagram import phase_diagram_state as phase_diagram_state  # noqa: E402
 from ._status import Status as Status  # noqa: E402
 from ._transitions import Coexistence as Coexistence  # noqa: E402
 from ._transitions import LandauCoefficients as LandauCoefficients  # noqa: E402

@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+from scipy.optimize import brentq, minimize_scalar
 
 import jaxlmg as jl
 
@@ -136,3 +137,193 @@ def test_bad_input_of_the_boundary_solver():
         jl.microcanonical_jump_boundaries(1.0, 0.0)
     with pytest.raises(ValueError, match="^T must be concrete"):
         jax.jit(lambda t: jl.phase_diagram(t).first_order.h)(1.0)
+
+
+# --------------------------------------------------------------------------- any model: LMG4 in J
+
+# The generic diagram in the (J, h) plane of LMG4 at fixed K: h_c, both tricritical points, the
+# first-order line and the jump boundaries all move with J (unlike in K), and the first-order
+# side is at small J, so no LMG4 shortcut in K (J³/h², h_c independent of K) can pass.
+K_FIXED = 0.3
+J_GRID = np.array([0.45, 0.55, 0.7, 0.85, 1.0, 1.1, 1.16, 1.22, 1.3, 1.45])
+HJ_GRID = np.array([1.0, 1.2, 1.5, 1.8])
+
+
+@pytest.fixture(scope="module")
+def pd_J():
+    return jl.phase_diagram_state(jl.LMG4(), jl.LMGCouplings(1.2, K_FIXED), T, vary="J",
+                                  values=J_GRID, h=HJ_GRID)
+
+
+def _entropy_np(s):
+    p, q = (1 + s) / 2, (1 - s) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -(np.where(p > 0, p * np.log(p), 0.0) + np.where(q > 0, q * np.log(q), 0.0))
+
+
+def _f_np(s, mz, J, h):
+    """Eq. (19) at φ = 0 for LMG4 (NumPy, written here): u(s mz) - h s sinθ - T S(s)."""
+    Mz = s * mz
+    return -J * Mz ** 2 - K_FIXED * Mz ** 4 - h * s * np.sqrt(1 - mz * mz) - T * _entropy_np(s)
+
+
+def _profile_np(mz, J, h):
+    """min over the spin length s at fixed mz = cosθ (scipy's bounded Brent)."""
+    r = minimize_scalar(lambda s: _f_np(s, mz, J, h), bounds=(0.0, 1.0 - 1e-16),
+                        method="bounded", options={"xatol": 1e-14})
+    return r.fun
+
+
+def test_generic_diagram_equals_the_lmg4_wrapper(pd):
+    """phase_diagram_state(LMG4(), (J, K = 0 as the Newton start)) on a subset of the points of
+    jl.phase_diagram gives the same boundaries (the wrapper starts its Newton solves at K = J/4)."""
+    k, hh = K_GRID[::3], H_GRID[:2]
+    g = jl.phase_diagram_state(jl.LMG4(), jl.LMGCouplings(1.0, 0.0), T, values=k, h=hh)
+    for name in ("critical_canonical", "critical_microcanonical", "first_order", "para_spinodal",
+                 "ferro_spinodal", "fold_para", "fold_ordered"):
+        a, b = getattr(g, name), getattr(pd, name)
+        np.testing.assert_array_equal(np.asarray(a.status), np.asarray(b.status)[::3], name)
+        np.testing.assert_allclose(np.asarray(a.h), np.asarray(b.h)[::3], rtol=1e-12,
+                                   err_msg=name)
+    for name in ("jump_below", "jump_above"):
+        a, b = getattr(g, name), getattr(pd, name)
+        np.testing.assert_array_equal(np.asarray(a.status), np.asarray(b.status)[:2])
+        np.testing.assert_allclose(np.asarray(a.K), np.asarray(b.K)[:2], rtol=1e-12)
+    for name in ("tricritical_canonical", "tricritical_microcanonical"):
+        a, b = getattr(g, name), getattr(pd, name)
+        np.testing.assert_allclose([float(a.h), float(a.K)], [float(b.h), float(b.K)], rtol=1e-12)
+
+
+def test_generic_critical_lines_and_tricritical_points_in_J(pd_J):
+    """On the critical line the paramagnet's stiffness vanishes, h = 2J tanh(h/T); the MCE line is
+    where J³ >= K h² (eqs. 34-35); none at T > 2J.  The MCE tricritical point solves h = 2J
+    tanh(h/T), J³ = K h²; the canonical one, scaled by J, is jl.tricritical(T/J) (a solve in K)."""
+    ok_ce = np.asarray(pd_J.critical_canonical.status) == jl.Status.OK
+    ok_mce = np.asarray(pd_J.critical_microcanonical.status) == jl.Status.OK
+    for curve, ok in ((pd_J.critical_canonical, ok_ce), (pd_J.critical_microcanonical, ok_mce)):
+        hc, J = np.asarray(curve.h)[ok], J_GRID[ok]
+        np.testing.assert_allclose(2 * J * np.tanh(hc / T), hc, rtol=1e-12)
+        assert np.all(np.isnan(np.asarray(curve.h)[~ok]))
+    st = np.asarray(pd_J.critical_canonical.status)
+    assert st[0] == jl.Status.NO_TRANSITION  # J = 0.45 < T/2: no critical line
+    assert ok_ce.any() and ok_mce.any() and not ok_mce.all()
+    hc = np.array([brentq(lambda x, J=J: 2 * J * np.tanh(x / T) - x, 1e-9, 2 * J)
+                   if J > T / 2 else np.nan for J in J_GRID])
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(ok_mce, J_GRID ** 3 >= K_FIXED * hc ** 2)
+    # the canonical line stops where the canonical first-order line starts
+    fo = np.asarray(pd_J.first_order.status) == jl.Status.OK
+    assert not np.any(ok_ce & fo) and np.all(ok_ce | fo | (J_GRID < T / 2))
+
+    tm = pd_J.tricritical_microcanonical
+    assert int(tm.status) == jl.Status.OK
+    h, J = float(tm.h), float(tm.K)
+    np.testing.assert_allclose([2 * J * np.tanh(h / T), J ** 3], [h, K_FIXED * h * h], rtol=1e-10)
+    tc = pd_J.tricritical_canonical
+    assert int(tc.status) == jl.Status.OK
+    ref = jl.tricritical(T / float(tc.K), "canonical")
+    np.testing.assert_allclose([float(ref.h) * float(tc.K), float(ref.K) * float(tc.K)],
+                               [float(tc.h), K_FIXED], rtol=1e-9)
+
+
+def test_generic_first_order_line_in_J_by_brute_force(pd_J):
+    """Each point of the canonical first-order line: the paramagnet and an ordered state are two
+    global minima of eq. (19) of equal free energy (NumPy grid + scipy refinement, written
+    here); the spinodals bracket it, and the para spinodal is h_c or absent (J < T/2)."""
+    ok = np.asarray(pd_J.first_order.status) == jl.Status.OK
+    assert ok.sum() >= 3
+    mz = np.linspace(0.0, 1.0, 801)[:, None]
+    s = np.linspace(0.0, 1.0 - 1e-12, 1601)[None, :]
+    for i in np.flatnonzero(ok):
+        J, h = J_GRID[i], float(np.asarray(pd_J.first_order.h)[i])
+        coarse = _f_np(s, mz, J, h).min(axis=1)
+        f_para = _profile_np(0.0, J, h)
+        j = 40 + int(np.argmin(coarse[40:]))  # the ordered minimum, mz > 0.05
+        assert 40 < j < len(mz) - 4
+        lo, hi = mz[j - 4, 0], mz[j + 4, 0]  # (the coarse s grid can shift j by one or two)
+        r = minimize_scalar(lambda m, J=J, h=h: _profile_np(m, J, h), bounds=(lo, hi),
+                            method="bounded", options={"xatol": 1e-12})
+        assert lo + 1e-6 < r.x < hi - 1e-6  # a local minimum inside the bracket
+        assert abs(r.fun - f_para) <= 1e-10, (J, h, r.fun - f_para)
+        assert coarse.min() >= f_para - 1e-12  # no third, lower minimum
+        hs, hf = (float(np.asarray(c.h)[i]) for c in (pd_J.para_spinodal, pd_J.ferro_spinodal))
+        assert h <= hf
+        if J_GRID[i] > T / 2:
+            assert hs <= h
+            np.testing.assert_allclose(2 * J * np.tanh(hs / T), hs, rtol=1e-12)
+        else:
+            assert int(np.asarray(pd_J.para_spinodal.status)[i]) == jl.Status.NO_TRANSITION
+
+
+def test_generic_jump_boundaries_in_J(pd_J):
+    """Each point of a jump boundary in J: T_below (T_above) of the MCE transition equals T, and,
+    by the scaling of LMG4 (energies in units of J), jl.microcanonical_jump_boundaries at
+    (h/J, T/J) — a solve in K — puts its root at K/J."""
+    n_ok = 0
+    for curve, field, side in ((pd_J.jump_below, "temperature_below", 0),
+                               (pd_J.jump_above, "temperature_above", 1)):
+        ok = np.asarray(curve.status) == jl.Status.OK
+        n_ok += ok.sum()
+        J, h = np.asarray(curve.K)[ok], HJ_GRID[ok]
+        np.testing.assert_array_equal(np.asarray(curve.h)[ok], h)
+        tr = jl.microcanonical_first_order_state(jl.LMG4(), jl.LMGCouplings(J, K_FIXED), h)
+        np.testing.assert_allclose(np.asarray(getattr(tr, field)), T, rtol=0, atol=1e-9)
+        k_scaled = jl.microcanonical_jump_boundaries(h / J, T / J)[side].K
+        np.testing.assert_allclose(np.asarray(k_scaled) * J, K_FIXED, rtol=1e-8)
+    assert n_ok == 2 * len(HJ_GRID)  # every field has an MCE critical point with T_c > T
+
+
+def test_generic_folds_lie_on_the_spinodals(pd_J):
+    for fold, spinodal in ((pd_J.fold_para, pd_J.para_spinodal),
+                           (pd_J.fold_ordered, pd_J.ferro_spinodal)):
+        ok = np.asarray(fold.status) == jl.Status.OK
+        assert np.all(np.asarray(spinodal.status)[ok] == jl.Status.OK)
+        np.testing.assert_array_equal(np.asarray(fold.h)[ok], np.asarray(spinodal.h)[ok])
+
+
+@pytest.mark.slow
+def test_generic_jump_boundary_derivative_matches_finite_differences():
+    """The implicit derivative of J_below and J_above at fixed K along a direction in (h, T) vs
+    centred differences (a jvp shaped like the one of the K test above: the coupling is data, so
+    both share one compiled derivative of the certified transition)."""
+    p0, dp, d = np.array([1.5, 1.0]), np.array([0.6, 0.8]), 1e-5
+
+    def f(p):
+        b, a = jl.microcanonical_jump_boundaries_state(jl.LMG4(), jl.LMGCouplings(1.2, K_FIXED),
+                                                       p[0], p[1], vary="J")
+        return jax.numpy.stack([b.K, a.K])
+
+    _, tangent = jax.jvp(f, (jax.numpy.asarray(p0),), (jax.numpy.asarray(dp),))
+    fd = (np.asarray(f(p0 + d * dp)) - np.asarray(f(p0 - d * dp))) / (2 * d)
+    assert np.all(np.isfinite(fd))
+    np.testing.assert_allclose(np.asarray(tangent), fd, rtol=1e-6)
+
+
+def test_generic_curves_a_model_lacks_are_statuses_not_errors():
+    """The pure 4-spin model (LMG4 with J = 0, u''(0) = 0) has no critical line and no
+    tricritical point, but a canonical first-order line: NaN with NO_TRANSITION for the former,
+    the line itself, and OUT_OF_DOMAIN for the jump boundaries (no MCE tricritical point of the
+    field to follow them from).  Default grids (n = 3)."""
+    pd0 = jl.phase_diagram_state(jl.LMG4(), jl.LMGCouplings(0.0, 1.0), 0.3, n=3)
+    np.testing.assert_allclose(np.asarray(pd0.critical_canonical.K), [0.0, 2.0, 4.0])
+    for c in (pd0.critical_canonical, pd0.critical_microcanonical):
+        assert np.all(np.asarray(c.status) == jl.Status.NO_TRANSITION)
+        assert np.all(np.isnan(np.asarray(c.h)))
+    for tc in (pd0.tricritical_canonical, pd0.tricritical_microcanonical):
+        assert int(tc.status) == jl.Status.NO_TRANSITION and np.isnan(float(tc.h))
+    fo = np.asarray(pd0.first_order.status)
+    np.testing.assert_array_equal(fo, [jl.Status.NO_TRANSITION, jl.Status.OK, jl.Status.OK])
+    assert np.all(np.asarray(pd0.para_spinodal.status) == jl.Status.NO_TRANSITION)
+    for c in (pd0.jump_below, pd0.jump_above):
+        assert np.all(np.asarray(c.status) == jl.Status.OUT_OF_DOMAIN)
+
+
+def test_generic_bad_input_is_refused_by_name():
+    with pytest.raises(ValueError, match="^vary must"):
+        jl.phase_diagram_state(jl.LMG4(), jl.LMGCouplings(1.0, 0.3), T, vary="L")
+    with pytest.raises(ValueError, match="^model must be Z2"):
+        jl.phase_diagram_state(jl.PSpin(3), jl.PSpinCouplings(1.0), T, vary="J")
+    with pytest.raises(ValueError, match="^values must"):
+        jl.phase_diagram_state(jl.LMG4(), jl.LMGCouplings(1.0, 0.3), T, values=np.ones((2, 2)))
+    with pytest.raises(ValueError, match="^couplings.K must"):
+        jl.phase_diagram_state(jl.LMG4(), jl.LMGCouplings(1.0, np.nan), T)
