@@ -15,7 +15,9 @@ Design (one point, then ``vmap`` in one place):
 3.  **Polish.**  Each bracket is polished by the one safeguarded Newton
     (:func:`jaxlmg._search.newton_root`); the lowest minimum is returned, its derivatives by the
     implicit function theorem (:func:`jaxlmg._implicit.implicit_solution`).  The paramagnet
-    ``b = 0`` is exactly stationary for Z₂-symmetric models.
+    ``b = 0`` is exactly stationary for Z₂-symmetric models.  Next to a second-order line (the
+    order parameter ~ ``sqrt(h_c - h)``) the minimum is polished in compensated arithmetic
+    (:mod:`jaxlmg._near_critical`), so ``Mz`` keeps full relative precision there.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import jax.numpy as jnp
 from ._batch import batched
 from ._implicit import implicit_solution
 from ._model import field_state
+from ._near_critical import near_critical_root
 from ._search import (
     FALLING,
     RISING,
@@ -405,7 +408,14 @@ def canonical_point_flagged(model: CollectiveSpinModel, couplings, h, T, n_scan:
         F = F.at[0].add(-tie)
     k = jnp.argmin(F)
     n_minima = jnp.sum(is_min).astype(jnp.int32)
-    b = _implicit_minimizer(model, couplings, h, T, jax.lax.stop_gradient(sp.b[k]))
+    b = sp.b[k]
+    if model.z2_symmetric and b.dtype == jnp.float64:
+        # next to a second-order line the float root loses 1e-16/|ρ(0)| relative: polish it in
+        # compensated arithmetic (:mod:`jaxlmg._near_critical`)
+        Mz_k = jnp.where(jnp.isfinite(sp.Mz[k]), sp.Mz[k], 0.0)
+        nc = near_critical_root(model, sg(couplings), sg(h), sg(T), Mz_k)
+        b = jnp.where(nc.apply, -interaction_derivative(model, sg(couplings), nc.Mz), b)
+    b = _implicit_minimizer(model, couplings, h, T, jax.lax.stop_gradient(b))
     st = field_state(b, h, T)
     e = model.interaction(st.Mz, couplings) - h * st.Mx
     f = e - st.TS
