@@ -19,8 +19,10 @@ root is ``x ≈ -ρ₀/ρ₁`` with ``ρ₀ = ρ(0) = 1 + u''(0) tanh(h/T)/h`` s
   from ``tanh a - tanh b = tanh(a - b)(1 - tanh a tanh b)``);
 * the small root is polished by Newton in ``x`` on ``ρ₀ + [ρ(x) - ρ₀]``.
 
-The canonical engine applies it only where it matters (``|ρ₀| < RHO_SMALL``, ``x < X_SMALL``,
-``T > 0``); derivatives still come from the implicit function theorem on the float stationarity.
+The canonical engine applies it only where it matters (:func:`needs_polish`: ``|ρ₀| < RHO_SMALL``,
+``x < X_SMALL``, ``T > 0``; its fast pass flags those points for the thorough pass, so the bulk of
+a batch pays nothing); derivatives still come from the implicit function theorem on the float
+stationarity.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ import jax.numpy as jnp
 from ._compensated import dd_add, dd_div, dd_mul, dd_tanh, two_div
 from .models import CollectiveSpinModel, taylor_coefficients
 
-__all__ = ["NearCritical", "near_critical_root", "paramagnet_residual", "residual_excess"]
+__all__ = ["NearCritical", "near_critical_root", "needs_polish", "paramagnet_residual",
+           "residual_excess"]
 
 #: Taylor coefficients of u used in ``w - w₀`` (exact for polynomial models up to ``Mz⁸``)
 N_COEF = 4
@@ -83,6 +86,17 @@ def residual_excess(model: CollectiveSpinModel, couplings, h, T, x, coefs=None):
     return dw * (t_r / r) + w0 * df
 
 
+def needs_polish(model: CollectiveSpinModel, couplings, h, T, Mz):
+    """Whether :func:`near_critical_root` applies at this point (scalars; cheap, float64):
+    ``T, h > 0``, ``|ρ₀| < RHO_SMALL`` (``ρ₀`` in float) and ``Mz² < X_SMALL`` (``Mz`` the float
+    engine's global minimum, 0 for the paramagnet)."""
+    ok = (T > 0) & (h > 0) & jnp.isfinite(h) & jnp.isfinite(T) & jnp.isfinite(Mz)
+    (a1,) = taylor_coefficients(model, couplings, 1)
+    T_s, h_s = jnp.where(ok, T, 1.0), jnp.where(ok, h, 1.0)
+    rho0 = 1.0 + 2.0 * a1 * jnp.tanh(h_s / T_s) / h_s
+    return ok & (jnp.abs(rho0) < RHO_SMALL) & (Mz * Mz < X_SMALL)
+
+
 class NearCritical(NamedTuple):
     """The compensated small-``x`` root (scalars).
 
@@ -102,7 +116,7 @@ def near_critical_root(model: CollectiveSpinModel, couplings, h, T, Mz) -> NearC
     """Polish the canonical state ``Mz >= 0`` found in float64 (the engine's global minimum, 0 for
     the paramagnet) next to a second-order line (ONE point, scalars; Z₂ models).
 
-    Where ``|ρ₀| < RHO_SMALL`` and ``Mz² < X_SMALL``: Newton in ``x`` on ``ρ₀ + [ρ(x) - ρ₀]`` from
+    Where :func:`needs_polish`: Newton in ``x`` on ``ρ₀ + [ρ(x) - ρ₀]`` from
     ``x = Mz²``, or from ``-ρ₀/ρ₁`` where the float engine returned the paramagnet but the
     compensated ``ρ₀ < 0`` makes it a maximum (``ρ₁ = ρ'(0) > 0``: second order); where the float
     engine returned a tiny ordered state but ``ρ₀ > 0`` and ``ρ₁ > 0`` (no small root), the
@@ -131,7 +145,7 @@ def near_critical_root(model: CollectiveSpinModel, couplings, h, T, Mz) -> NearC
 
     x, step = jax.lax.fori_loop(0, N_NEWTON, newton, (x, z))
     converged = jnp.isfinite(x) & (jnp.abs(step) <= 1e-13 * jnp.abs(x) + 1e-300)
-    near = ok_in & (jnp.abs(rho0) < RHO_SMALL) & (x_eng < X_SMALL)
+    near = needs_polish(model, couplings, h, T, Mz)
     # the float engine's paramagnet is a maximum: the small ordered root (second order)
     from_para = para & (rho0 < 0) & second & (x > 0)
     # the float engine's tiny ordered state: its compensated root, or none (then the paramagnet)

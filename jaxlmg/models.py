@@ -125,6 +125,7 @@ class LMG4:
         return 24.0 * jnp.abs(K)
 
     def taylor_coefficients(self, couplings: LMGCouplings, n: int):
+        """Exact ``a_1 = -J``, ``a_2 = -K``, then zeros (see :func:`taylor_coefficients`)."""
         J, K = couplings
         zero = 0.0 * (J + K)
         return tuple((-J + zero, -K + zero) + (zero,) * max(n - 2, 0))[:n]
@@ -178,6 +179,7 @@ class PSpin:
         return p * (p - 1) * (p - 2) * (p - 3) * jnp.abs(J)
 
     def taylor_coefficients(self, couplings: PSpinCouplings, n: int):
+        """Exact ``a_{p/2} = -J``, the others 0 (even ``p``; see :func:`taylor_coefficients`)."""
         (J,) = couplings
         if not self.z2_symmetric:
             raise ValueError(f"taylor_coefficients: PSpin({self.p}) is not Z2-symmetric")
@@ -241,10 +243,11 @@ def taylor_coefficients(model: CollectiveSpinModel, couplings, n: int):
     exactly).
 
     Args:
-        model: a Z₂-symmetric :class:`CollectiveSpinModel`; couplings: its couplings (scalars);
-            n: number of coefficients (static int ``>= 1``).
+        model: a Z₂-symmetric :class:`CollectiveSpinModel`.
+        couplings: its couplings (scalars, energy units).
+        n: number of coefficients (static int ``>= 1``).
     Returns:
-        tuple of ``n`` scalars.
+        tuple of ``n`` scalars (energy units).
     Raises:
         ValueError: the model is not Z₂-symmetric.
     """
