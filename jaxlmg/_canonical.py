@@ -15,7 +15,9 @@ Design (one point, then ``vmap`` in one place):
 3.  **Polish.**  Each bracket is polished by the one safeguarded Newton
     (:func:`jaxlmg._search.newton_root`); the lowest minimum is returned, its derivatives by the
     implicit function theorem (:func:`jaxlmg._implicit.implicit_solution`).  The paramagnet
-    ``b = 0`` is exactly stationary for Z₂-symmetric models.
+    ``b = 0`` is exactly stationary for Z₂-symmetric models.  Next to a second-order line (the
+    order parameter ~ ``sqrt(h_c - h)``) the minimum is polished in compensated arithmetic
+    (:mod:`jaxlmg._near_critical`), so ``Mz`` keeps full relative precision there.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import jax.numpy as jnp
 from ._batch import batched
 from ._implicit import implicit_solution
 from ._model import field_state
+from ._near_critical import near_critical_root, needs_polish
 from ._search import (
     FALLING,
     RISING,
@@ -388,9 +391,10 @@ def canonical_point(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N
 
 
 def canonical_point_flagged(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N_SCAN,
-                            max_rounds: int = 48):
+                            max_rounds: int = 48, polish: bool = True):
     """:func:`canonical_point` and a flag, ``unfinished``: ``max_rounds`` did not suffice to
-    certify the search (the batching layer then recomputes the point with more rounds)."""
+    certify the search, or (``polish=False``) the point needs the near-critical polish (the
+    batching layer then recomputes it with more rounds and the polish)."""
     # The search sees no tangents (its loops are never differentiated); derivatives come from
     # the implicit function theorem on the stationarity condition.
     sg = jax.lax.stop_gradient
@@ -405,7 +409,18 @@ def canonical_point_flagged(model: CollectiveSpinModel, couplings, h, T, n_scan:
         F = F.at[0].add(-tie)
     k = jnp.argmin(F)
     n_minima = jnp.sum(is_min).astype(jnp.int32)
-    b = _implicit_minimizer(model, couplings, h, T, jax.lax.stop_gradient(sp.b[k]))
+    b = sp.b[k]
+    unfinished = ~sp.certified
+    if model.z2_symmetric and b.dtype == jnp.float64:
+        # next to a second-order line the float root loses 1e-16/|ρ(0)| relative: polish it in
+        # compensated arithmetic (:mod:`jaxlmg._near_critical`), or leave it to the thorough pass
+        Mz_k = jnp.where(jnp.isfinite(sp.Mz[k]), sp.Mz[k], 0.0)
+        if polish:
+            nc = near_critical_root(model, sg(couplings), sg(h), sg(T), Mz_k)
+            b = jnp.where(nc.apply, -interaction_derivative(model, sg(couplings), nc.Mz), b)
+        else:
+            unfinished = unfinished | needs_polish(model, sg(couplings), sg(h), sg(T), Mz_k)
+    b = _implicit_minimizer(model, couplings, h, T, jax.lax.stop_gradient(b))
     st = field_state(b, h, T)
     e = model.interaction(st.Mz, couplings) - h * st.Mx
     f = e - st.TS
@@ -427,7 +442,7 @@ def canonical_point_flagged(model: CollectiveSpinModel, couplings, h, T, n_scan:
     return CanonicalState(
         s=nan(st.s), mz=nan(mz), Mz=nan(st.Mz), Mx=nan(st.Mx), f=nan(f), energy=nan(e),
         entropy=nan(st.entropy), n_minima=jnp.where(good, n_minima, 0), status=status,
-    ), ~sp.certified
+    ), unfinished
 
 
 def _stationarity_residual(model, b, params):
@@ -453,8 +468,8 @@ FAST_ROUNDS = 0
 FULL_ROUNDS = 48
 
 
-def _canonical_kernel(couplings, h, T, *, model, n_scan, max_rounds):
-    return canonical_point_flagged(model, couplings, h, T, n_scan, max_rounds)
+def _canonical_kernel(couplings, h, T, *, model, n_scan, max_rounds, polish):
+    return canonical_point_flagged(model, couplings, h, T, n_scan, max_rounds, polish)
 
 
 def canonical_state(model: CollectiveSpinModel, couplings, h, T, *,
@@ -479,8 +494,9 @@ def canonical_state(model: CollectiveSpinModel, couplings, h, T, *,
         inputs (fields NaN).
     """
     return batched(_canonical_kernel, (couplings, h, T),
-                   static=(("model", model), ("n_scan", n_scan), ("max_rounds", FAST_ROUNDS)),
-                   escalate=(("max_rounds", FULL_ROUNDS),))
+                   static=(("model", model), ("n_scan", n_scan), ("max_rounds", FAST_ROUNDS),
+                           ("polish", False)),
+                   escalate=(("max_rounds", FULL_ROUNDS), ("polish", True)))
 
 
 def canonical(h, K, T, J=1.0, *, precision: str = "float64",

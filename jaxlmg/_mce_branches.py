@@ -40,17 +40,17 @@ points).
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._compensated import two_prod
 from ._implicit import implicit_solution
 from ._search import newton_root
 from ._shell import shell_candidates
-from .models import LMG4
+from .models import taylor_coefficients
 
 __all__ = ["BranchState", "branch_state", "coordinate", "first_order_jump", "jump_residual",
            "local_entropy_maximum", "paramagnet_excess", "polish_roots", "sign_brackets"]
@@ -171,43 +171,17 @@ def polish_roots(g, lo, hi, glo, used):
 # --------------------------------------------------------------------------- first order
 
 
-def _two_prod(a, b):
-    """``a b = p + e`` exactly (Dekker); ``e`` carries no derivative (it is rounding)."""
-    p = a * b
-    split = 134217729.0  # 2^27 + 1
-    ta, tb = split * a, split * b
-    ah, bh = ta - (ta - a), tb - (tb - b)
-    al, bl = a - ah, b - bh
-    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-    return p, jax.lax.stop_gradient(e)
-
-
-def _taylor(model, c):
-    """``a₁ ... a₄`` of ``u(m) - u(0) = Σ a_k x^k`` (Z₂ models, ``x = m²``): exact for
-    :class:`~jaxlmg.models.LMG4` (``a₁ = -J``, ``a₂ = -K``), else by autodiff at ``m = 0``."""
-    if isinstance(model, LMG4):
-        J, K = c
-        z = 0.0 * K
-        return -J + z, -K, z, z
-    d = lambda x: model.interaction(x, c)  # noqa: E731
-    out = []
-    for k in range(1, 5):
-        d = jax.grad(jax.grad(d))
-        out.append(d(0.0) / math.factorial(2 * k))
-    return tuple(out)
-
-
 def _jump_series(model, c, h, x):
     """:func:`jump_residual` of a Z₂ model to ``O(x³)``: ``E = E₀ + E₁ x + E₂ x²`` from the Taylor
     coefficients of ``u``, with ``E₀ = (a₂h² - a₁³)/(a₁h²)`` (the distance to the MCE tricritical
     condition, ``(Kh² - J³)/(Jh²)`` for LMG4) in compensated arithmetic; and the ``x`` below which
     it replaces the quadrature form (truncation below ~1e-10 of ``E₁ x`` there)."""
-    a1, a2, a3, a4 = _taylor(model, c)
+    a1, a2, a3, a4 = taylor_coefficients(model, c, 4)
     a1s = jnp.where(a1 != 0, a1, 1.0)
-    h2, eh2 = _two_prod(h, h)
-    p, ep = _two_prod(a2, h2)
-    q2, eq2 = _two_prod(a1, a1)
-    r, er = _two_prod(q2, a1)
+    h2, eh2 = two_prod(h, h)
+    p, ep = two_prod(a2, h2)
+    q2, eq2 = two_prod(a1, a1)
+    r, er = two_prod(q2, a1)
     num = (p - r) + (ep + a2 * eh2 - er - eq2 * a1)
     E0 = num / (a1s * h2)
     # series of V = Δu/x, Q = q/x², W = u'/m (degrees 0..2) and E = -2 Q/W - V²/h²

@@ -20,15 +20,20 @@ takes such a model; the built-in ones are:
 Writing your own: any hashable object with ``interaction(Mz, couplings)``,
 ``max_field(couplings)``, ``max_curvature(couplings, m)`` and ``z2_symmetric`` (see
 :class:`CollectiveSpinModel`); couplings are a NamedTuple of scalars (each may be a grid axis).
+A Z₂ model may also give the exact Taylor coefficients of its interaction,
+``taylor_coefficients(couplings, n)`` (see :func:`taylor_coefficients`).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
+from jax.experimental.jet import jet
 
 __all__ = [
     "CollectiveSpinModel",
@@ -42,6 +47,7 @@ __all__ = [
     "curvature_bound",
     "quartic_bound",
     "interaction_derivative",
+    "taylor_coefficients",
 ]
 
 
@@ -71,6 +77,9 @@ class CollectiveSpinModel(Protocol):
             numerically (not a proof).
         max_quartic(couplings) (optional, Z₂ models): an upper bound on the fourth derivative
             ``|u⁗(t)|`` over ``|t| <= 1`` (see :func:`quartic_bound`).
+        taylor_coefficients(couplings, n) (optional, Z₂ models): the exact ``a_1 ... a_n`` of
+            ``u(m) - u(0) = Σ a_k m^(2k)`` (see :func:`taylor_coefficients`); without it they
+            come from autodiff at ``m = 0``.
     """
 
     z2_symmetric: bool
@@ -114,6 +123,12 @@ class LMG4:
     def max_quartic(self, couplings: LMGCouplings):
         _, K = couplings
         return 24.0 * jnp.abs(K)
+
+    def taylor_coefficients(self, couplings: LMGCouplings, n: int):
+        """Exact ``a_1 = -J``, ``a_2 = -K``, then zeros (see :func:`taylor_coefficients`)."""
+        J, K = couplings
+        zero = 0.0 * (J + K)
+        return tuple((-J + zero, -K + zero) + (zero,) * max(n - 2, 0))[:n]
 
 
 class PSpinCouplings(NamedTuple):
@@ -163,6 +178,14 @@ class PSpin:
         p = self.p
         return p * (p - 1) * (p - 2) * (p - 3) * jnp.abs(J)
 
+    def taylor_coefficients(self, couplings: PSpinCouplings, n: int):
+        """Exact ``a_{p/2} = -J``, the others 0 (even ``p``; see :func:`taylor_coefficients`)."""
+        (J,) = couplings
+        if not self.z2_symmetric:
+            raise ValueError(f"taylor_coefficients: PSpin({self.p}) is not Z2-symmetric")
+        zero = 0.0 * J
+        return tuple(-J + zero if 2 * k == self.p else zero for k in range(1, n + 1))
+
 
 class LongitudinalCouplings(NamedTuple):
     """Couplings of :class:`LongitudinalLMG4`: ``J`` (2-spin), ``K`` (4-spin), ``b``
@@ -206,6 +229,49 @@ def interaction_derivative(model: CollectiveSpinModel, couplings, Mz, order: int
     for _ in range(order):
         f = jax.grad(f)
     return f(Mz)
+
+
+def taylor_coefficients(model: CollectiveSpinModel, couplings, n: int):
+    """``a_1 ... a_n`` of ``u(m) - u(0) = Σ_k a_k x^k``, ``x = m²``, for a Z₂ model (scalars).
+
+    ``model.taylor_coefficients(couplings, n)`` where the model gives it (exact: :class:`LMG4`
+    ``a_1 = -J, a_2 = -K``; :class:`PSpin` of even ``p``: ``a_{p/2} = -J``), else
+    ``u^(2k)(0)/(2k)!`` by autodiff of ``model.interaction``: ``a_1`` by nested derivatives
+    (exact for a polynomial), the others by Taylor mode (``jax.experimental.jet``; nested forward
+    mode for a primitive without a Taylor rule), rounded like any float.
+    Compensated evaluations next to critical conditions use them (``a_1 = u''(0)/2`` enters
+    exactly).
+
+    Args:
+        model: a Z₂-symmetric :class:`CollectiveSpinModel`.
+        couplings: its couplings (scalars, energy units).
+        n: number of coefficients (static int ``>= 1``).
+    Returns:
+        tuple of ``n`` scalars (energy units).
+    Raises:
+        ValueError: the model is not Z₂-symmetric.
+    """
+    if not model.z2_symmetric:
+        raise ValueError(f"taylor_coefficients: the model must be Z2-symmetric, got {model!r}")
+    if hasattr(model, "taylor_coefficients"):
+        return tuple(model.taylor_coefficients(couplings, n))
+    zero = 0.0 * sum(jax.tree_util.tree_leaves(couplings))
+    zero = jnp.asarray(zero, jnp.result_type(zero, float))
+    f = lambda x: model.interaction(x, couplings)  # noqa: E731
+    # a_1 = u''(0)/2 by nested autodiff: exact for a polynomial (it enters compensated sums);
+    # the others by Taylor-mode autodiff, all in one pass (nested forward mode for a primitive
+    # without a Taylor rule)
+    a1 = interaction_derivative(model, couplings, zero, 2) / 2.0
+    if n == 1:
+        return (a1,)
+    try:
+        _, ders = jet(f, (zero,), ((zero + 1.0,) + (zero,) * (2 * n - 1),))
+    except NotImplementedError:
+        ders, d = [], f
+        for _ in range(2 * n):
+            d = functools.partial(lambda g, x: jax.jvp(g, (x,), (jnp.ones_like(x),))[1], d)
+            ders.append(d(zero))
+    return (a1,) + tuple(ders[2 * k - 1] / math.factorial(2 * k) for k in range(2, n + 1))
 
 
 _N_CURV = 257
@@ -278,3 +344,7 @@ class Reversed:
     def max_quartic(self, couplings):
         """The wrapped model's bound on the fourth derivative of u."""
         return quartic_bound(self.model, couplings)
+
+    def taylor_coefficients(self, couplings, n: int):
+        """The wrapped model's Taylor coefficients, negated (Z₂ models)."""
+        return tuple(-a for a in taylor_coefficients(self.model, couplings, n))
