@@ -164,6 +164,8 @@ class StationaryPoints(NamedTuple):
             within rounding), -2 unused.
         converged: ``(k,)`` the Newton polish met its tolerance.
         certified: the search excluded every interval it did not bracket (no state missed).
+        complete: every stationary point found fit in the slots (``False``: more than
+            ``max_roots``; the missing ones may include the global minimum).
     """
 
     b: Any
@@ -174,6 +176,7 @@ class StationaryPoints(NamedTuple):
     kind: Any
     converged: Any
     certified: Any
+    complete: Any = True
 
 
 def _ratio(model: CollectiveSpinModel, couplings, Mz):
@@ -225,7 +228,7 @@ def stationarity(model: CollectiveSpinModel, couplings, h, T, b):
 
 
 def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N_SCAN,
-                      max_roots: int = 4, max_rounds: int = 48,
+                      max_roots: int | None = None, max_rounds: int = 48,
                       minima_only: bool = False) -> StationaryPoints:
     """All stationary points (minima and maxima) of the reduced canonical landscape, certified.
 
@@ -241,7 +244,8 @@ def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int =
 
     Args:
         model, couplings, h, T: scalars (``T >= 0``, ``h >= 0``).
-        n_scan: scan nodes; max_roots: slots for roots besides the paramagnet; max_rounds:
+        n_scan: scan nodes; max_roots: slots for roots besides the paramagnet (default 4 for Z₂
+            models, 6 otherwise: a longitudinal field has up to 5 stationary points); max_rounds:
             bisection rounds of the certified search (``certified`` is ``False`` if they ran out);
             minima_only: polish only (the first two) minima, the other slots keep the regula
             falsi point of their bracket (what the canonical engine needs).
@@ -249,6 +253,8 @@ def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int =
         :class:`StationaryPoints` with ``max_roots`` (+1 for Z₂ models) slots.
     """
     z2 = model.z2_symmetric
+    if max_roots is None:
+        max_roots = 4 if z2 else 6
     bs = scan_fields(model, couplings, h, T, n_scan)
     gfun = functools.partial(stationarity, model, couplings, h, T)
     if z2:
@@ -376,7 +382,8 @@ def stationary_points(model: CollectiveSpinModel, couplings, h, T, n_scan: int =
     st = jax.vmap(lambda x: field_state(x, h, T))(b)
     F = jax.vmap(lambda x: reduced_free_energy(model, couplings, h, T, x))(b)
     return StationaryPoints(b=b, Mz=st.Mz, Mx=st.Mx, s=st.s, F=jnp.where(used, F, jnp.nan),
-                            kind=kind, converged=conv, certified=br.certified)
+                            kind=kind, converged=conv, certified=br.certified,
+                            complete=br.complete)
 
 
 def canonical_point(model: CollectiveSpinModel, couplings, h, T, n_scan: int = N_SCAN,
@@ -427,7 +434,8 @@ def canonical_point_flagged(model: CollectiveSpinModel, couplings, h, T, n_scan:
 
     # (sp.certified is not required: next to a tricritical point the landscape is flat to
     # rounding over a range no enclosure can resolve; its uncertain intervals are candidates.)
-    ok = sp.converged[k] & jnp.isfinite(F[k])
+    # (a search whose stationary points overflowed the slots may have lost the global minimum)
+    ok = sp.converged[k] & jnp.isfinite(F[k]) & sp.complete
     status = jnp.where(ok, Status.OK, Status.NOT_CONVERGED)
     status = jnp.where(jnp.isfinite(f) & jnp.isfinite(b), status, Status.NONFINITE)
     finite = jnp.isfinite(h) & jnp.isfinite(T)

@@ -177,7 +177,8 @@ def _stationary_states(model, couplings, h, T, max_rounds):
     # (as for the canonical engine, sp.certified is not required: next to a critical point or a
     # spinodal the landscape is flat to rounding over a range no enclosure can resolve; the
     # intervals left are candidates (kind 0), checked on their shell like every other state)
-    return sp.Mz, sp.s, eps, sp.kind, jnp.all(sp.converged | (sp.kind == -2)), sp.certified
+    converged = jnp.all(sp.converged | (sp.kind == -2)) & sp.complete
+    return sp.Mz, sp.s, eps, sp.kind, converged, sp.certified
 
 
 def temperature_point(model, couplings, h, T, *, signed: bool = True, observe: bool = False,

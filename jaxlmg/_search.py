@@ -64,6 +64,8 @@ class Brackets(NamedTuple):
             budget (the refinement stack or the root list overflowed, or ``max_rounds`` ran out):
             a root may be missing.  The intervals left are returned as ``UNRESOLVED`` where slots
             remain.
+        complete: every bracketed interval (roots and the candidates left) fit in the
+            ``max_roots`` slots; ``False``: some root is not in the result at all.
     """
 
     lo: Any
@@ -73,6 +75,7 @@ class Brackets(NamedTuple):
     kind: Any
     count: Any
     certified: Any
+    complete: Any = True
 
 
 def slope_excludes(ga, gc, w, d_lo, d_hi, margin=0.0):
@@ -187,7 +190,8 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
         lo, hi, glo, ghi, kind, count = lists
         certified = ~jnp.any(uncertain) & (count <= max_roots)
         return Brackets(lo=lo, hi=hi, g_lo=glo, g_hi=ghi, kind=kind,
-                        count=jnp.minimum(count, max_roots), certified=certified)
+                        count=jnp.minimum(count, max_roots), certified=certified,
+                        complete=count <= max_roots)
     active, sa, sc, overflow = compact(uncertain, a, c)
     unresolved_kind = jnp.full((2 * capacity,), UNRESOLVED, jnp.int32)
     cat = lambda u, v: jnp.concatenate([u, v])  # noqa: E731
@@ -228,7 +232,8 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
     lists = append(lists, active, sa, sc, jnp.full((stack,), UNRESOLVED, jnp.int32))
     lo, hi, glo, ghi, kind, count = lists
     return Brackets(lo=lo, hi=hi, g_lo=glo, g_hi=ghi, kind=kind,
-                    count=jnp.minimum(count, max_roots), certified=certified)
+                    count=jnp.minimum(count, max_roots), certified=certified,
+                    complete=count <= max_roots)
 
 
 def newton_root(gd: Callable, x0, lo, hi, g_lo, *, n_iter: int = 5, max_extra: int = 60,

@@ -180,3 +180,20 @@ def test_pspin3_spinodals():
     assert np.all(np.isnan(np.asarray(co.para_spinodal)))
     land = _pspin(1e-3, 0.4)
     assert all(land.df(m) > 0 for m in np.linspace(1e-3, 0.1, 50))
+
+
+def test_canonical_state_with_five_stationary_points():
+    """Inside the coexistence window of a longitudinal field the landscape has five stationary
+    points (a reversed minimum, two maxima, the weak and the strong minimum); the engine once kept
+    four slots and lost the strong, global minimum with status OK (e.g. b = 0.01, h = 2.09,
+    T = 0: Mz -0.7267 instead of 0.7407).  The global minimum against the brute force, T = 0 and
+    T = 0.3, for fields around the transition."""
+    h = np.array([2.05, 2.07, 2.09, 2.1])
+    T = np.array([[0.0], [0.3]])
+    st = jl.canonical_state(jl.LongitudinalLMG4(), jl.LongitudinalCouplings(J, K, 0.01), h, T)
+    assert (np.asarray(st.status) == jl.Status.OK).all()
+    for i, Ti in enumerate(T[:, 0]):
+        for j, hj in enumerate(h):
+            m, f = min(_longitudinal(0.01, hj, Ti).minima(), key=lambda x: x[1])
+            assert abs(np.asarray(st.Mz)[i, j] - m) <= 1e-9, (hj, Ti, np.asarray(st.Mz)[i, j], m)
+            assert abs(np.asarray(st.f)[i, j] - f) <= 1e-11
