@@ -64,8 +64,9 @@ class Brackets(NamedTuple):
             budget (the refinement stack or the root list overflowed, or ``max_rounds`` ran out):
             a root may be missing.  The intervals left are returned as ``UNRESOLVED`` where slots
             remain.
-        complete: every bracketed interval (roots and the candidates left) fit in the
-            ``max_roots`` slots; ``False``: some root is not in the result at all.
+        complete: every root bracketed by a sign change fit in the ``max_roots`` slots
+            (``False``: a resolved root is not in the result at all; unresolved candidates
+            beyond the slots, a landscape flat to rounding, do not count).
     """
 
     lo: Any
@@ -173,6 +174,7 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
         return lo, hi, glo, ghi, kd, count
 
     lists = append(lists, root, a, c, kind_of(a.g))
+    n_sign = jnp.sum(root).astype(jnp.int32)  # roots with a sign change, slots or not
 
     def compact(mask, a: Node, c: Node):
         """The first ``stack`` intervals of ``mask`` (in order) as a fixed-size stack, by a
@@ -191,7 +193,7 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
         certified = ~jnp.any(uncertain) & (count <= max_roots)
         return Brackets(lo=lo, hi=hi, g_lo=glo, g_hi=ghi, kind=kind,
                         count=jnp.minimum(count, max_roots), certified=certified,
-                        complete=count <= max_roots)
+                        complete=n_sign <= max_roots)
     active, sa, sc, overflow = compact(uncertain, a, c)
     unresolved_kind = jnp.full((2 * capacity,), UNRESOLVED, jnp.int32)
     cat = lambda u, v: jnp.concatenate([u, v])  # noqa: E731
@@ -203,7 +205,7 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
     def body(state):
         # Bisect the first ``capacity`` intervals of the stack (active ones first, in order);
         # the others wait for a later round.
-        it, active, sa, sc, lists, overflow = state
+        it, active, sa, sc, lists, overflow, n_sign = state
         head, rest = slice(0, capacity), slice(capacity, None)
         pa, pc, pact = _tree_take(sa, head), _tree_take(sc, head), active[head]
         mid = 0.5 * (pa.x + pc.x)
@@ -222,10 +224,11 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
         na = jax.tree_util.tree_map(cat, ca, _tree_take(sa, rest))
         nc = jax.tree_util.tree_map(cat, cc, _tree_take(sc, rest))
         active, sa, sc, ovf = compact(keep, na, nc)
-        return it + 1, active, sa, sc, lists, overflow | ovf
+        return (it + 1, active, sa, sc, lists, overflow | ovf,
+                n_sign + jnp.sum(r).astype(jnp.int32))
 
-    _, active, sa, sc, lists, overflow = jax.lax.while_loop(
-        cond, body, (0, active, sa, sc, lists, overflow))
+    _, active, sa, sc, lists, overflow, n_sign = jax.lax.while_loop(
+        cond, body, (0, active, sa, sc, lists, overflow, n_sign))
     certified = ~overflow & ~jnp.any(active) & (lists[-1] <= max_roots)
     # Intervals left when the budget ran out (a landscape flat to rounding over a wide range, next
     # to a tricritical point) are returned as candidates, so that callers can still compare them.
@@ -233,7 +236,7 @@ def certified_brackets(gfun: Callable, excludes: Callable, nodes, *, max_roots: 
     lo, hi, glo, ghi, kind, count = lists
     return Brackets(lo=lo, hi=hi, g_lo=glo, g_hi=ghi, kind=kind,
                     count=jnp.minimum(count, max_roots), certified=certified,
-                    complete=count <= max_roots)
+                    complete=n_sign <= max_roots)
 
 
 def newton_root(gd: Callable, x0, lo, hi, g_lo, *, n_iter: int = 5, max_extra: int = 60,
