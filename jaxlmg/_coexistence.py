@@ -42,7 +42,7 @@ from ._canonical import (
 from ._critical import critical_field_point
 from ._implicit import implicit_solution
 from ._model import field_state
-from ._search import newton_root
+from ._search import newton_root, newton_steps
 from ._status import Status
 from .models import CollectiveSpinModel, interaction_derivative
 
@@ -126,10 +126,7 @@ def _field_of(model, couplings, Mz):
 def _newton(G, x, p, steps: int):
     """Newton in ``x`` (a vector) on ``G(x, p) = 0``, ``steps`` full steps (a non-finite step is
     skipped); the callers check the result."""
-    for _ in range(steps):
-        step = jnp.linalg.solve(jax.jacfwd(G)(x, p), G(x, p))
-        x = x - jnp.where(jnp.all(jnp.isfinite(step)), step, 0.0)
-    return x
+    return newton_steps(lambda y: (G(y, p), jax.jacfwd(G)(y, p)), x, steps)[0]
 
 
 def _bisect(state, up, lo, hi, s_lo, s_hi):

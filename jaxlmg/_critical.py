@@ -28,6 +28,7 @@ from ._batch import batched
 from ._canonical import paramagnetic_stiffness
 from ._implicit import implicit_solution
 from ._model import entropy
+from ._search import newton_steps
 from ._status import Status
 from .models import CollectiveSpinModel, interaction_derivative
 
@@ -100,12 +101,12 @@ def critical_field_point(model: CollectiveSpinModel, couplings, T):
     exists = model.z2_symmetric & (a > 0) & (T0 >= 0) & (T0 <= a)
     a_safe = jnp.where(exists, a, 1.0)
 
-    def body(_, h):  # convex increasing residual: Newton from the right end is monotone
+    def gd(h):  # convex increasing residual: Newton from the right end is monotone
         g, dg = jax.jvp(lambda x: _stiffness_residual(x, (c0, T0), model), (h,),
                         (jnp.ones_like(h),))
-        return jnp.clip(h - g / jnp.where(dg > 0, dg, 1.0), 0.0, a_safe)
+        return g, jnp.where(dg > 0, dg, 1.0)
 
-    h = jax.lax.fori_loop(0, _N_NEWTON, body, a_safe)
+    h, _ = newton_steps(gd, a_safe, _N_NEWTON, project=lambda h: jnp.clip(h, 0.0, a_safe))
     h = jnp.where(T0 >= a_safe, 0.0, h)  # the closed domain's endpoint: h_c(-u''(0)) = 0
     h = implicit_solution(functools.partial(_stiffness_residual, model=model), h, (couplings, T))
     status = jnp.where(exists, Status.OK, Status.NO_TRANSITION).astype(jnp.int32)
@@ -273,14 +274,13 @@ def _tricritical_point(couplings, T, *, model, vary, ensemble):
     def b4_fixed_h(k, h):
         return _landau_Mz(model, c0._replace(**{vary: k}), h, T0, ensemble)[1]
 
-    def step(_, k):  # Newton in the varied coupling along the critical line
+    def gd(k):  # Newton in the varied coupling along the critical line
         g, dg = jax.jvp(b4, (k,), (jnp.ones_like(k),))
         # at the line's end (h = 0) dh/dk is infinite or NaN while c4 is flat in h: use ∂c4/∂k
         dg_h = jax.jvp(lambda q: b4_fixed_h(q, hc(k)), (k,), (jnp.ones_like(k),))[1]
-        dg = jnp.where(jnp.isfinite(dg), dg, dg_h)
-        return k - g / jnp.where(dg != 0, dg, 1.0)
+        return g, jnp.where(jnp.isfinite(dg), dg, dg_h)
 
-    k = jax.lax.fori_loop(0, _N_COUPLING, step, getattr(c0, vary))
+    k, _ = newton_steps(gd, getattr(c0, vary), _N_COUPLING)
     x = jnp.stack([hc(k), k])
     x = jnp.where(jnp.all(jnp.isfinite(x)) & jnp.all(jnp.abs(_tricritical_residual(
         x, (c0, T0), model, vary, ensemble)) <= 1e-9 * (1.0 + jnp.abs(k))), x, jnp.nan)

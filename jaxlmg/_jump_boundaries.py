@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from ._batch import batched
 from ._implicit import implicit_solution
 from ._microcanonical_transitions import microcanonical_first_order_state
+from ._search import newton_steps
 from ._status import Status
 from ._validate import check
 from .models import LMG4, CollectiveSpinModel, LMGCouplings, interaction_derivative
@@ -123,11 +124,8 @@ def _jump_kernel(couplings, mask, h, T, *, model):
     # the MCE tricritical point of this field: Newton on R(x) = 0 from the given value
     R = functools.partial(_onset_residual, model=model)
 
-    def newton(_, x):
-        r, dr = jax.jvp(lambda y: R(y, (cs, m0, hs)), (x,), (jnp.ones_like(x),))
-        return x - r / jnp.where(dr != 0, dr, 1.0)
-
-    x_on = jax.lax.fori_loop(0, _ONSET_NEWTON, newton, _varied(cs, m0))
+    x_on, _ = newton_steps(lambda x: jax.jvp(lambda y: R(y, (cs, m0, hs)), (x,),
+                                             (jnp.ones_like(x),)), _varied(cs, m0), _ONSET_NEWTON)
     r_on, dr_on = jax.jvp(lambda y: R(y, (cs, m0, hs)), (x_on,), (jnp.ones_like(x_on),))
     z = jnp.zeros_like(hs)
     u2 = interaction_derivative(model, with_coupling(cs, m0, x_on), z, 2)

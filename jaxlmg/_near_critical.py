@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from ._compensated import dd_add, dd_div, dd_mul, dd_tanh, two_div
+from ._search import newton_steps
 from .models import CollectiveSpinModel, taylor_coefficients
 
 __all__ = ["NearCritical", "near_critical_root", "needs_polish", "paramagnet_residual",
@@ -137,13 +138,7 @@ def near_critical_root(model: CollectiveSpinModel, couplings, h, T, Mz) -> NearC
     para = x_eng == 0
     second = rho1 > 0
     x = jnp.where(para, -rho0 / jnp.where(second, rho1, 1.0), x_eng)
-    def newton(_, state):
-        x, _ = state
-        g, dg = jax.jvp(resid, (x,), (jnp.ones_like(x),))
-        step = g / jnp.where(dg != 0, dg, 1.0)
-        return x - step, step
-
-    x, step = jax.lax.fori_loop(0, N_NEWTON, newton, (x, z))
+    x, step = newton_steps(lambda y: jax.jvp(resid, (y,), (jnp.ones_like(y),)), x, N_NEWTON)
     converged = jnp.isfinite(x) & (jnp.abs(step) <= 1e-13 * jnp.abs(x) + 1e-300)
     near = needs_polish(model, couplings, h, T, Mz)
     # the float engine's paramagnet is a maximum: the small ordered root (second order)

@@ -20,7 +20,9 @@ not certify the interval (``certified = False``, from a capacity overflow only).
 step that leaves the bracket becomes a bisection; a fixed, unrolled number of steps keeps the
 lanes of a ``vmap`` in step, and the rare lanes that have not converged continue in a bounded
 ``while_loop``.  Derivatives of the located roots never go through these iterations: they come from
-the implicit function theorem (:mod:`jaxlmg._implicit`).
+the implicit function theorem (:mod:`jaxlmg._implicit`).  Where there is no bracket (a root
+continued from a good start: a boundary along a coupling, a system in several unknowns), the
+plain Newton iteration :func:`newton_steps` is the one used; its callers verify the result.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Brackets", "Node", "certified_brackets", "newton_root",
+__all__ = ["Brackets", "Node", "certified_brackets", "newton_root", "newton_steps",
            "slope_excludes"]
 
 #: Kind of a bracket: the residual rises through its root (a minimum of the landscape whose
@@ -295,3 +297,34 @@ def newton_root(gd: Callable, x0, lo, hi, g_lo, *, n_iter: int = 5, max_extra: i
 
     _, carry = jax.lax.while_loop(more, again, (0, carry))
     return carry[0], done(carry)
+
+
+def newton_steps(gd: Callable, x0, n_iter: int, *, project: Callable | None = None):
+    """Plain Newton from ``x0``, ``n_iter`` steps (a ``fori_loop``), for a root without a bracket.
+
+    Args:
+        gd: ``x -> (g(x), g'(x))`` for a scalar ``x`` (e.g. ``jax.jvp``; a zero ``g'`` counts as
+            1), or ``x -> (G(x), dG/dx)`` with the Jacobian for a vector ``x`` (shape ``(n,)``).
+        x0: the start.
+        n_iter: steps (static).
+        project: optional ``x -> x`` applied after each step (e.g. a clip to the domain).
+    Returns:
+        ``(x, step)``: the last iterate and the last step taken.  A step that is not finite is
+        not taken (``x`` keeps its value) but is returned as it was, so that a test on the step
+        size fails.  Callers check the residual or the step: this is not safeguarded (with a
+        bracket use :func:`newton_root`).
+    """
+
+    def body(_, state):
+        x, _ = state
+        g, d = gd(x)
+        if jnp.ndim(x) == 0:
+            step = g / jnp.where(d != 0, d, 1.0)
+        else:
+            step = jnp.linalg.solve(d, g)
+        xn = jnp.where(jnp.all(jnp.isfinite(step)), x - step, x)
+        if project is not None:
+            xn = project(xn)
+        return xn, step
+
+    return jax.lax.fori_loop(0, n_iter, body, (x0, jnp.zeros_like(x0)))
