@@ -118,6 +118,9 @@ def flat_kernel(point_fn: Callable, static: tuple = (), block: int = BLOCK,
 
         return jax.lax.fori_loop(0, groups, group, out)
 
+    # the kernel's name in JAX's compile logs and profiles (JAX_LOG_COMPILES=1), not "run"
+    name = getattr(point_fn, "__name__", None) or getattr(point_fn, "func", run).__name__
+    run.__name__ = run.__qualname__ = f"batched_{name.lstrip('_')}"
     return jax.jit(run)
 
 

@@ -274,6 +274,17 @@ def _cmd_reproduce(args) -> int:
 
     try:
         paths = reproduce(args.out, args.specs, data_dir=args.data, progress=args.progress)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        import threading
+
+        if any(t.daemon and t.name.startswith("jaxlmg-") for t in threading.enumerate()):
+            # figure threads may be inside XLA, on which the interpreter's shutdown aborts
+            # ("terminate called ..."): leave at once, without it
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        return 130
     except (FileNotFoundError, SpecError) as e:
         _err(str(e))
         return 2

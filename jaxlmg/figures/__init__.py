@@ -23,12 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from .._host import cpu_cores
+
 __all__ = ["FIGURE_MODULES", "packaged_spec_directory", "reproduce", "spec_directory"]
 
 #: Figure modules, in order.  Optional ones (written elsewhere) are skipped when absent.
 FIGURE_MODULES: tuple[str, ...] = ("phase_diagrams", "ensembles", "finite_size")
 _OPTIONAL = {"finite_size"}
-
 
 #: Where the wheel puts the repository's ``sweeps/`` (pyproject.toml,
 #: ``[tool.hatch.build.targets.wheel.force-include]``).
@@ -89,6 +90,13 @@ def reproduce(out_dir="figures", spec_dir=None, *, data_dir=None,
               progress: bool | None = None) -> list[Path]:
     """Regenerate every figure.
 
+    The figure modules run at once, one thread each, on a machine with more than one CPU core:
+    a first run is mostly XLA compilation, which runs without the GIL, so every core works.
+    JAX compiles a program once even when two threads ask for it at the same time (the second
+    waits), so modules that share programs (``ensembles`` and ``phase_diagrams``) may run
+    together; each starts with programs the other needs later.  Figures are drawn one at a time
+    (under :data:`jaxlmg.figures._data.DRAWING`: matplotlib is not thread-safe).
+
     Args:
         out_dir: where the figure files go (created if needed).
         spec_dir: directory of the sweep specs; default (``None``): ``./sweeps`` when it is a
@@ -105,17 +113,20 @@ def reproduce(out_dir="figures", spec_dir=None, *, data_dir=None,
     out_dir, spec_dir = Path(out_dir), spec_directory(spec_dir)
     print(f"jaxlmg: sweep specs from {spec_dir}", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
+    modules = {}
+    for name in FIGURE_MODULES:
+        try:
+            modules[name] = importlib.import_module(f"{__name__}.{name}")
+        except ImportError as e:
+            if name in _OPTIONAL and e.name == f"{__name__}.{name}":
+                continue
+            raise
     with tempfile.TemporaryDirectory(prefix="jaxlmg-figures-") as tmp:
         data = Path(data_dir) if data_dir is not None else Path(tmp)
         kwargs = {"spec_dir": spec_dir, "data_dir": data, "progress": progress}
-        written: list[Path] = []
-        for name in FIGURE_MODULES:
-            try:
-                mod = importlib.import_module(f"{__name__}.{name}")
-            except ImportError as e:
-                if name in _OPTIONAL and e.name == f"{__name__}.{name}":
-                    continue
-                raise
+
+        def run(name: str) -> list[Path]:
+            mod = modules[name]
             params = inspect.signature(mod.plot).parameters
             accepted = {k: v for k, v in kwargs.items() if k in params}
             t0 = time.perf_counter()
@@ -123,5 +134,13 @@ def reproduce(out_dir="figures", spec_dir=None, *, data_dir=None,
             paths = [Path(p) for p in (res if isinstance(res, list | tuple) else [res])]
             print(f"jaxlmg: {name}: {', '.join(map(str, paths))} "
                   f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
-            written += paths
-    return written
+            return paths
+
+        if cpu_cores() > 1 and len(modules) > 1:
+            from ._data import Background
+
+            started = {n: Background(run, n, name=f"jaxlmg-{n}") for n in modules}
+            done = {n: thread.result() for n, thread in started.items()}
+        else:
+            done = {n: run(n) for n in modules}
+        return [p for name in modules for p in done[name]]

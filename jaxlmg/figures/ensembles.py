@@ -17,16 +17,23 @@ from matplotlib.figure import Figure
 
 import jaxlmg as jl
 
+from ._data import DRAWING, in_small_batches
 from .phase_diagrams import draw_boundaries
 
 N_LINE = 48  # points per line (<= 64: one compiled batch size for every line)
-N_CHECK = 32  # ensemble_agreement check grid per axis (32² = 1024: one compiled batch size)
+N_CHECK = 32  # ensemble_agreement check grid per axis (32², evaluated in slices of 64 points)
 
 
 def _fig3(out_dir: Path) -> Path:
     T = np.linspace(0.02, 1.98, 197)
-    ce = np.asarray(jl.tricritical(T, "canonical").K)
-    mce = np.asarray(jl.tricritical(T, "microcanonical").K)
+    # slices of 64: the programs compiled for phase_diagram's tricritical points are reused
+    ce = in_small_batches(lambda t: jl.tricritical(t, "canonical").K, T)
+    mce = in_small_batches(lambda t: jl.tricritical(t, "microcanonical").K, T)
+    with DRAWING:
+        return _draw_fig3(out_dir, T, ce, mce)
+
+
+def _draw_fig3(out_dir: Path, T, ce, mce) -> Path:
     x = np.exp(-4.0 / T)
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
@@ -57,41 +64,50 @@ def _diagram(T, K, h=None):
 def _fig2(out_dir: Path) -> Path:
     """Both ensembles, every line from :func:`jaxlmg.phase_diagram`: βJ = 2 (whole view and a zoom
     on the tricritical points) and βJ = 1/2."""
-    fig = Figure(figsize=(15, 4.6))
-    axes = fig.subplots(1, 3)
     views = [(0.5, (0.0, 1.5), (1.6, 3.3)),
              (0.5, (0.24, 0.3), (1.996, 2.02)),
              (2.0, (0.0, 3.0), (0.0, 3.3))]
-    for ax, (T, K_range, h_range) in zip(axes, views, strict=True):
+    diagrams = []
+    for T, K_range, h_range in views:
         K = np.linspace(*K_range, N_LINE)
         hc = float(jl.critical_field(T)) if T <= 2 else 0.0
         # fields for the MCE boundaries: denser next to h_c, where the region starts
         h = hc + (h_range[1] - hc) * np.linspace(0.0, 1.0, N_LINE + 1)[1:] ** 2
-        pd = _diagram(T, K, h)
-        handles = draw_boundaries(ax, pd)
-        ax.set(xlim=K_range, ylim=h_range, xlabel="K / J", ylabel="h / J",
-               title=f"T = {T:g} J (βJ = {1 / T:g})")
-        ax.legend(handles=handles, fontsize=6, loc="lower right", framealpha=0.9)
-    fig.suptitle("Fig. 2: (K, h) diagram in both ensembles, every boundary computed "
-                 "(jaxlmg.phase_diagram); middle: zoom on the tricritical points at βJ = 2")
-    path = out_dir / "fig2_ensembles.png"
-    fig.savefig(path, dpi=130, bbox_inches="tight")
+        diagrams.append(_diagram(T, K, h))
+    with DRAWING:
+        fig = Figure(figsize=(15, 4.6))
+        axes = fig.subplots(1, 3)
+        for ax, (T, K_range, h_range), pd in zip(axes, views, diagrams, strict=True):
+            handles = draw_boundaries(ax, pd)
+            ax.set(xlim=K_range, ylim=h_range, xlabel="K / J", ylabel="h / J",
+                   title=f"T = {T:g} J (βJ = {1 / T:g})")
+            ax.legend(handles=handles, fontsize=6, loc="lower right", framealpha=0.9)
+        fig.suptitle("Fig. 2: (K, h) diagram in both ensembles, every boundary computed "
+                     "(jaxlmg.phase_diagram); middle: zoom on the tricritical points at βJ = 2")
+        path = out_dir / "fig2_ensembles.png"
+        fig.savefig(path, dpi=130, bbox_inches="tight")
     return path
 
 
-def _inequivalence_panel(ax, T, h_range, K_range, legend_loc):
-    """The region boundaries from :func:`jaxlmg.phase_diagram`, with a coarse point-by-point
-    :func:`jaxlmg.ensemble_agreement` overlay (markers) as a check."""
+def _inequivalence_data(T, h_range, K_range):
+    """The region boundaries from :func:`jaxlmg.phase_diagram` and a coarse point-by-point
+    :func:`jaxlmg.ensemble_agreement` grid ``(K, h, code, bad)`` as a check."""
+    hg = np.linspace(*h_range, N_CHECK)
+    Kg = np.linspace(*K_range, N_CHECK)
+    # slices of 64: the same program as phase_diagram's folds (one compilation)
+    ag = in_small_batches(jl.ensemble_agreement, hg[:, None], Kg[None, :], T)
+    KK, HH = np.meshgrid(Kg, hg)
     K = np.linspace(*K_range, N_LINE)
     hc = float(jl.critical_field(T))
     hb = hc + (h_range[1] - hc) * np.linspace(0.0, 1.0, N_LINE + 1)[1:] ** 2
-    handles = draw_boundaries(ax, _diagram(T, K, hb))
-    hg = np.linspace(*h_range, N_CHECK)
-    Kg = np.linspace(*K_range, N_CHECK)
-    ag = jl.ensemble_agreement(hg[:, None], Kg[None, :], T)
-    code = np.asarray(ag.code)
-    bad = np.asarray(ag.status) != jl.Status.OK
-    KK, HH = np.meshgrid(Kg, hg)
+    pd = _diagram(T, K, hb)
+    return pd, (KK, HH, ag.code, ag.status != jl.Status.OK)
+
+
+def _inequivalence_panel(ax, data, h_range, K_range, legend_loc):
+    """Draw :func:`_inequivalence_data`: lines, with the agreement codes as markers."""
+    pd, (KK, HH, code, bad) = data
+    handles = draw_boundaries(ax, pd)
     cmap = matplotlib.colormaps["tab10"]
     for a in jl.Agreement:
         sel = (code == a) & ~bad
@@ -112,21 +128,30 @@ def _inequivalence_panel(ax, T, h_range, K_range, legend_loc):
 
 def _inequivalence(out_dir: Path) -> Path:
     T = 1.0
-    fig = Figure(figsize=(13, 4.8))
-    a, b = fig.subplots(1, 2)
-    _inequivalence_panel(a, T, (1.7, 2.2), (0.15, 0.7), None)  # same legend as the right
-    # zoom on the tricritical points: the CE jumps, the MCE passes continuously (c < 0)
     hc = float(jl.critical_field(T))
-    _inequivalence_panel(b, T, (hc - 0.001, hc + 0.004), (0.2, 0.3), "outside")
-    fig.suptitle(f"Ensemble (in)equivalence at T = {T:g} J: region boundaries from "
-                 "jaxlmg.phase_diagram, checked point by point; right: zoom on the tricritical "
-                 "points")
-    path = out_dir / "inequivalence_map.png"
-    fig.savefig(path, dpi=130, bbox_inches="tight")
+    # right: zoom on the tricritical points, where the CE jumps and the MCE passes continuously
+    # (c < 0); the left panel has no legend (the same as the right one)
+    panels = [((1.7, 2.2), (0.15, 0.7), None),
+              ((hc - 0.001, hc + 0.004), (0.2, 0.3), "outside")]
+    data = [_inequivalence_data(T, h_range, K_range) for h_range, K_range, _ in panels]
+    with DRAWING:
+        fig = Figure(figsize=(13, 4.8))
+        for ax, d, (h_range, K_range, loc) in zip(fig.subplots(1, 2), data, panels,
+                                                  strict=True):
+            _inequivalence_panel(ax, d, h_range, K_range, loc)
+        fig.suptitle(f"Ensemble (in)equivalence at T = {T:g} J: region boundaries from "
+                     "jaxlmg.phase_diagram, checked point by point; right: zoom on the "
+                     "tricritical points")
+        path = out_dir / "inequivalence_map.png"
+        fig.savefig(path, dpi=130, bbox_inches="tight")
     return path
 
 
 def plot(out_dir) -> list[Path]:
     """Write ``fig2_ensembles.png``, ``fig3_tricritical.png`` and ``inequivalence_map.png``."""
     out_dir = Path(out_dir)
-    return [_fig2(out_dir), _fig3(out_dir), _inequivalence(out_dir)]
+    # The map first: ``jaxlmg reproduce`` runs this module next to ``phase_diagrams``, whose lines
+    # compile the same programs (a program asked for by two threads is compiled once, the second
+    # waits); the map's agreement grid compiles the one those lines need last, meanwhile.
+    inequivalence = _inequivalence(out_dir)
+    return [_fig2(out_dir), _fig3(out_dir), inequivalence]

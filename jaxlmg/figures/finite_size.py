@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._data import DRAWING
+
 __all__ = ["plot", "smooth_beta", "FILENAME"]
 
 FILENAME = "finite_size.png"
@@ -58,62 +60,76 @@ def smooth_beta(energy, log_g, mask, N: int, eps, sigma_E: float = 4.0):
     return np.exp(-0.5 * x * x) @ jumps / (np.sqrt(2.0 * np.pi) * sigma_E)
 
 
-def plot(out_dir) -> list[Path]:
-    """Write ``finite_size.png`` into ``out_dir`` (created if needed); returns its path."""
-    from matplotlib.figure import Figure  # no pyplot: no global backend state (Agg canvas)
-    from matplotlib.ticker import NullFormatter
-
+def _data():
+    """Every number of the three panels (computed outside the drawing lock)."""
     import jaxlmg as jl
 
     fs = jl.finite_size
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(15, 4.4), layout="constrained")
-    ax_a, ax_b, ax_c = fig.subplots(1, 3)
-
     # (a) order parameter vs T
     h, K = 1.0, 0.2
     T = np.linspace(0.05, 3.0, 60)
-    for N, c in ((50, "C0"), (200, "C1"), (1000, "C2")):
-        th = fs.free_energy(N, h, K, T)
-        ax_a.plot(T, np.asarray(th.Mz2), color=c, label=f"N = {N}")
-    mf = jl.canonical(h, K, T)
-    ax_a.plot(T, np.asarray(mf.Mz) ** 2, "k--", label="mean field")
+    a = {N: np.asarray(fs.free_energy(N, h, K, T).Mz2) for N in (50, 200, 1000)}
+    a_mf = np.asarray(jl.canonical(h, K, T).Mz) ** 2
+    # (b) convergence of the free energy
+    Ns = np.array([25, 50, 100, 200, 400, 800])
+    b = {(hh, KK, TT): np.abs(np.asarray(fs.mean_field_comparison(Ns, hh, KK, TT).difference))
+         for hh, KK, TT in ((0.5, 0.2, 0.3), (3.0, 0.1, 1.0))}
+    # (c) microcanonical caloric curve through a canonical first-order jump
+    h, K = 1.9, 0.3
+    eps = np.linspace(-1.90, -1.72, 181)
+    c = {}
+    for N in (500, 1000, 2000):
+        sp = fs.spectrum(N, h, K, e_max=-1.68)
+        c[N] = 1.0 / smooth_beta(np.asarray(sp.energy), np.asarray(sp.log_g),
+                                 np.asarray(sp.mask), N, eps, sigma_E=4.0)
+    c_mce = np.asarray(jl.microcanonical(h, K, eps).temperature)
+    Tc = np.linspace(0.8, 1.4, T.size)  # the shape of panel (a): no new compilation
+    c_ce = np.asarray(jl.canonical(h, K, Tc).energy), Tc
+    return T, a, a_mf, Ns, b, eps, c, c_mce, c_ce
+
+
+def plot(out_dir) -> list[Path]:
+    """Write ``finite_size.png`` into ``out_dir`` (created if needed); returns its path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = _data()
+    with DRAWING:
+        return [_draw(out / FILENAME, *data)]
+
+
+def _draw(path, T, a, a_mf, Ns, b, eps, c, c_mce, c_ce) -> Path:
+    from matplotlib.figure import Figure  # no pyplot: no global backend state (Agg canvas)
+    from matplotlib.ticker import NullFormatter
+
+    fig = Figure(figsize=(15, 4.4), layout="constrained")
+    ax_a, ax_b, ax_c = fig.subplots(1, 3)
+
+    h, K = 1.0, 0.2
+    for (N, Mz2), col in zip(a.items(), ("C0", "C1", "C2"), strict=True):
+        ax_a.plot(T, Mz2, color=col, label=f"N = {N}")
+    ax_a.plot(T, a_mf, "k--", label="mean field")
     ax_a.set(xlabel="T / J", ylabel=r"$\langle M_z^2\rangle$",
              title=f"(a) h = {h:g} J, K = {K:g} J: exact N vs mean field")
     ax_a.legend(frameon=False)
 
-    # (b) convergence of the free energy
-    Ns = np.array([25, 50, 100, 200, 400, 800])
-    for (hh, KK, TT), m in (((0.5, 0.2, 0.3), "o"), ((3.0, 0.1, 1.0), "s")):
-        cmp = fs.mean_field_comparison(Ns, hh, KK, TT)
-        ax_b.loglog(Ns, np.abs(np.asarray(cmp.difference)), m + "-",
-                    label=f"h = {hh:g}, K = {KK:g}, T = {TT:g}")
+    for ((hh, KK, TT), diff), m in zip(b.items(), ("o", "s"), strict=True):
+        ax_b.loglog(Ns, diff, m + "-", label=f"h = {hh:g}, K = {KK:g}, T = {TT:g}")
     ax_b.loglog(Ns, 0.2 * np.log(Ns) / Ns, "k:", label=r"$\propto \ln N / N$")
     ax_b.set(xlabel="N", ylabel=r"$|f_N - f_{\rm MF}|$ / J", title="(b) free energy per spin")
     ax_b.set_xticks(Ns, [str(n) for n in Ns])
     ax_b.xaxis.set_minor_formatter(NullFormatter())
     ax_b.legend(frameon=False, fontsize=8)
 
-    # (c) microcanonical caloric curve through a canonical first-order jump
     h, K = 1.9, 0.3
-    eps = np.linspace(-1.90, -1.72, 181)
-    for N, c in ((500, "C0"), (1000, "C2"), (2000, "C3")):
-        sp = fs.spectrum(N, h, K, e_max=-1.68)
-        beta = smooth_beta(np.asarray(sp.energy), np.asarray(sp.log_g), np.asarray(sp.mask), N,
-                           eps, sigma_E=4.0)
-        ax_c.plot(eps, 1.0 / beta, color=c, lw=1.2, label=f"N = {N}")
-    mc = jl.microcanonical(h, K, eps)
-    ax_c.plot(eps, np.asarray(mc.temperature), "k--", lw=1.2, label="mean field, microcanonical")
-    Tc = np.linspace(0.8, 1.4, T.size)  # the shape of panel (a): no new compilation
-    st = jl.canonical(h, K, Tc)
-    ax_c.plot(np.asarray(st.energy), Tc, "k-", lw=0.8, alpha=0.5, label="mean field, canonical")
+    for (N, temp), col in zip(c.items(), ("C0", "C2", "C3"), strict=True):
+        ax_c.plot(eps, temp, color=col, lw=1.2, label=f"N = {N}")
+    ax_c.plot(eps, c_mce, "k--", lw=1.2, label="mean field, microcanonical")
+    ax_c.plot(*c_ce, "k-", lw=0.8, alpha=0.5, label="mean field, canonical")
     ax_c.set(xlabel=r"$\varepsilon = E/N$ / J", ylabel=r"T / J", xlim=(eps[0], eps[-1]),
              ylim=(0.85, 1.3), title=f"(c) caloric curve, h = {h:g} J, K = {K:g} J")
     ax_c.text(0.98, 0.03, r"$\beta = d\ln\mathcal{N}/dE$, Gaussian-smoothed, $\sigma_E = 4$",
               transform=ax_c.transAxes, ha="right", va="bottom", fontsize=8)
     ax_c.legend(frameon=False, fontsize=8, loc="upper left")
 
-    path = out / FILENAME
     fig.savefig(path, dpi=120)
-    return [path]
+    return path

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._data import sweep_dataset
+from ._data import DRAWING, Background, sweep_dataset
 
 __all__ = ["plot", "plot_fig1", "plot_fig2", "draw_boundaries", "jump_line"]
 
@@ -184,10 +184,17 @@ def _legend_proxies(ax, n_bad: int):
 
 
 def plot_fig1(out_dir, *, spec_dir="sweeps", data_dir=None, progress=None,
-              pd=None) -> Path:
+              pd=None, ds=None) -> Path:
     """Fig. 1: ground state (T = 0) in the (K/J, h/J) plane; writes ``fig1_ground_state.png``.
-    ``pd``: :func:`jaxlmg.phase_diagram` at ``T = 0`` (NumPy leaves) or ``None``."""
-    ds = sweep_dataset(FIG1_SPEC, spec_dir, data_dir, progress).isel(T=0)
+    ``pd``: :func:`jaxlmg.phase_diagram` at ``T = 0`` (NumPy leaves) or ``None``; ``ds``: the
+    dataset of the sweep ``FIG1_SPEC`` (default: run or reuse it)."""
+    if ds is None:
+        ds = sweep_dataset(FIG1_SPEC, spec_dir, data_dir, progress)
+    with DRAWING:
+        return _draw_fig1(out_dir, ds.isel(T=0), pd)
+
+
+def _draw_fig1(out_dir, ds, pd) -> Path:
     h, K = ds.h.values, ds.K.values
     Mz, nm, st = ds.Mz.values, ds.n_minima.values, ds.status.values  # [h, K]
     fig = _figure(figsize=(6.4, 4.8), layout="constrained")
@@ -222,11 +229,18 @@ def _eq18_field(K, J=1.0):
 
 
 def plot_fig2(out_dir, *, spec_dir="sweeps", data_dir=None, progress=None,
-              diagrams: dict | None = None) -> Path:
+              diagrams: dict | None = None, ds=None) -> Path:
     """Fig. 2: (h/J, K/J) at βJ = 2 and βJ = 1/2, the canonical sweep (colour: ``Mz``) under every
     line of :func:`jaxlmg.phase_diagram` in both ensembles; writes ``fig2_canonical_hk.png``.
-    ``diagrams``: ``{T: PhaseDiagram}`` (NumPy leaves) for the sweep's temperatures."""
-    ds = sweep_dataset(FIG2_SPEC, spec_dir, data_dir, progress)
+    ``diagrams``: ``{T: PhaseDiagram}`` (NumPy leaves) for the sweep's temperatures; ``ds``: the
+    dataset of the sweep ``FIG2_SPEC`` (default: run or reuse it)."""
+    if ds is None:
+        ds = sweep_dataset(FIG2_SPEC, spec_dir, data_dir, progress)
+    with DRAWING:
+        return _draw_fig2(out_dir, ds, diagrams)
+
+
+def _draw_fig2(out_dir, ds, diagrams) -> Path:
     h, K = ds.h.values, ds.K.values
     fig = _figure(figsize=(12, 5.2), layout="constrained")
     axes = fig.subplots(1, len(ds.T))
@@ -252,13 +266,22 @@ def plot_fig2(out_dir, *, spec_dir="sweeps", data_dir=None, progress=None,
     return path
 
 
+def _sweeps(spec_dir, data_dir, progress):
+    return [sweep_dataset(name, spec_dir, data_dir, progress) for name in (FIG1_SPEC, FIG2_SPEC)]
+
+
 def plot(out_dir, *, spec_dir="sweeps", data_dir=None, progress=None) -> list[Path]:
     """Write Fig. 1 and Fig. 2 to ``out_dir``; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # <= 64 points per line: every call reuses the smallest compiled batch of each engine
-    pd1 = _diagram(0.0, np.linspace(0.0, 0.6, N_EXACT))
+    # The sweeps (one compiled canonical program) run in a second thread while the lines are
+    # computed (programs of their own): both compile at once, on two cores.
+    sweeps = Background(_sweeps, spec_dir, data_dir, progress, name="jaxlmg-sweeps")
+    # <= 64 points per line: every call reuses the smallest compiled batch of each engine.
+    # T > 0 first: the MCE jump boundaries (none at T = 0) compile early, while the `ensembles`
+    # figures (run at the same time by `jaxlmg reproduce`) compile ensemble_agreement.
     K2 = np.linspace(0.0, 1.5, N_EXACT)
     diagrams = {T: _diagram(T, K2) for T in FIG2_TEMPERATURES}
-    kw = {"spec_dir": spec_dir, "data_dir": data_dir, "progress": progress}
-    return [plot_fig1(out_dir, pd=pd1, **kw), plot_fig2(out_dir, diagrams=diagrams, **kw)]
+    pd1 = _diagram(0.0, np.linspace(0.0, 0.6, N_EXACT))
+    ds1, ds2 = sweeps.result()
+    return [plot_fig1(out_dir, pd=pd1, ds=ds1), plot_fig2(out_dir, diagrams=diagrams, ds=ds2)]
