@@ -129,19 +129,34 @@ def _newton(G, x, p, steps: int):
     return newton_steps(lambda y: (G(y, p), jax.jacfwd(G)(y, p)), x, steps)[0]
 
 
-def _bisect(state, up, lo, hi, s_lo, s_hi):
+def _bisect(state, up, lo, hi):
     """Bisection of ``[lo, hi]`` on ``up(state(h))`` (true below the jump, false above), carrying
-    the states at the bracket ends; ``_BISECT`` halvings."""
+    the states at the bracket ends.
 
-    def body(_, c):
-        lo, hi, s_lo, s_hi = c
-        mid = 0.5 * (lo + hi)
-        s_mid = state(mid)
-        u = up(s_mid)
-        pick = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(u, x, y), a, b)  # noqa: E731
-        return jnp.where(u, mid, lo), jnp.where(u, hi, mid), pick(s_mid, s_lo), pick(s_hi, s_mid)
+    Returns:
+        ``(lo, hi, state(lo), state(hi), up_lo, up_hi)`` after ``_BISECT`` halvings, with
+        ``up_lo``, ``up_hi`` the test at the *initial* ends (a bracket needs ``up_lo & ~up_hi``).
+        The ends are evaluated in the loop's first two steps, so ``state`` (a whole certified
+        search) is traced and compiled once, not three times.
+    """
 
-    return jax.lax.fori_loop(0, _BISECT, body, (lo, hi, s_lo, s_hi))
+    def body(i, c):
+        lo, hi, s_lo, s_hi, up_lo, up_hi = c
+        first, second, halve = i == 0, i == 1, i >= 2
+        x = jnp.where(first, lo, jnp.where(second, hi, 0.5 * (lo + hi)))
+        s = state(x)
+        u = up(s)
+        to_lo, to_hi = first | (halve & u), second | (halve & ~u)
+        pick = lambda m, a, b: jax.tree_util.tree_map(  # noqa: E731
+            lambda x, y: jnp.where(m, x, y), a, b)
+        return (jnp.where(halve & u, x, lo), jnp.where(halve & ~u, x, hi),
+                pick(to_lo, s, s_lo), pick(to_hi, s, s_hi),
+                jnp.where(first, u, up_lo), jnp.where(second, u, up_hi))
+
+    blank = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype),
+                                   jax.eval_shape(state, lo))
+    no = jnp.zeros((), bool)
+    return jax.lax.fori_loop(0, _BISECT + 2, body, (lo, hi, blank, blank, no, no))
 
 
 def _polish(model, couplings, T, x):
@@ -159,16 +174,14 @@ def _solve_z2(model, couplings, T):
         st = canonical_point(model, couplings, h, T)
         return st.Mx, st.Mz
 
-    s0 = state(zero)
-    lo, _, (_, zlo), (_, zhi) = _bisect(state, lambda s: s[1] > 0.0, zero, H, s0, state(H))
-    z0 = s0[1]
+    lo, _, (_, zlo), (_, zhi), ordered0, _ = _bisect(state, lambda s: s[1] > 0.0, zero, H)
     b1, b2 = _field_of(model, couplings, zlo), _field_of(model, couplings, zhi)
     b2 = jnp.where(jnp.abs(zhi) <= 0.0, 0.0, b2)  # the paramagnet b = 0 (u'(0) = 0)
     scale = 1.0 + B
     # First order iff the paramagnet is still locally stable where the ferromagnet stops
     # being the global minimum (at a continuous transition its stiffness vanishes there).
     kappa = paramagnetic_stiffness(model, couplings, lo, T)
-    distinct = (z0 > 0) & (zlo > 0) & (kappa > 1e-9 * scale)
+    distinct = ordered0 & (zlo > 0) & (kappa > 1e-9 * scale)
     x = _polish(model, couplings, T, jnp.stack([lo, b1, b2]))
     # the polished field must stay where the bisection put it (else a wrong pairing)
     ok = distinct & jnp.all(jnp.isfinite(x)) & (jnp.abs(x[0] - lo) <= 1e-6 * scale)
@@ -277,14 +290,14 @@ def _solve_generic(model, couplings, T):
     # the window between the spinodals (the scan's fold where Newton did not converge)
     lo0 = jnp.where(k_ps >= 0, jnp.where(jnp.isfinite(para[0]), para[0], hs[k_ps]), 0.0)
     hi0 = jnp.where(jnp.isfinite(ferro[0]), ferro[0], hs[jnp.maximum(k_fs, 0)])
-    s_lo, s_hi = state(lo0), state(hi0)
-    lo, _, (_, b1), (zhi, b2) = _bisect(state, up, lo0, hi0, s_lo, s_hi)
+    lo, _, s_lo, s_hi, up_lo, up_hi = _bisect(state, up, lo0, hi0)
+    b1, (zhi, b2) = s_lo[1], s_hi
     # a high-field state at an exact root b = 0 (u'(0) = 0: odd p-spin) stays exactly there
     exact0 = _sigma(model, couplings, lo, T, jnp.zeros_like(b2)) == 0
     b2 = jnp.where(exact0 & (jnp.abs(zhi) <= 1e-7), 0.0, b2)
     x = _polish(model, couplings, T, jnp.stack([lo, b1, b2]))
     scale = 1.0 + model.max_field(couplings)
-    ok = jnp.isfinite(hi0) & (k_fs >= 0) & up(s_lo) & ~up(s_hi)
+    ok = jnp.isfinite(hi0) & (k_fs >= 0) & up_lo & ~up_hi
     ok = ok & jnp.all(jnp.isfinite(x)) & (jnp.abs(x[0] - lo) <= 1e-6 * scale)
     z1, z2 = field_state(x[1], x[0], T).Mz, field_state(x[2], x[0], T).Mz
     ok = ok & (sgn * z1 > tau) & (sgn * z2 < tau)  # still one on each branch
