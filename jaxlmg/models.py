@@ -75,6 +75,10 @@ class CollectiveSpinModel(Protocol):
             ``|t| <= m``.  The certified stationary-point search uses it to exclude stationary
             points between scan points; without it :func:`curvature_bound` estimates it
             numerically (not a proof).
+        interaction_derivative(Mz, couplings, order) (optional): the derivative of order
+            ``k`` of ``u`` in closed form (the engines evaluate the first three at every scan
+            node; without it they come from nested autodiff of ``interaction``: the same
+            numbers to rounding, but a larger program to trace and compile).
         max_quartic(couplings) (optional, Z₂ models): an upper bound on the fourth derivative
             ``|u⁗(t)|`` over ``|t| <= 1`` (see :func:`quartic_bound`).
         taylor_coefficients(couplings, n) (optional, Z₂ models): the exact ``a_1 ... a_n`` of
@@ -87,6 +91,21 @@ class CollectiveSpinModel(Protocol):
     def interaction(self, Mz: Any, couplings: Any) -> Any: ...
 
     def max_field(self, couplings: Any) -> Any: ...
+
+
+def _quartic_derivative(J, K, b, Mz, order: int):
+    """``d^k/dMz^k`` of ``u = -J Mz² - K Mz⁴ - b Mz`` (scalars; ``order`` a static int)."""
+    m2 = Mz * Mz
+    if order == 0:
+        return -J * m2 - K * m2 * m2 - b * Mz
+    if order == 1:
+        return -2.0 * J * Mz - 4.0 * K * m2 * Mz - b
+    if order == 2:
+        return -2.0 * J - 12.0 * K * m2
+    if order == 3:
+        return -24.0 * K * Mz
+    zero = 0.0 * (J + K + b + Mz)
+    return -24.0 * K + zero if order == 4 else zero
 
 
 class LMGCouplings(NamedTuple):
@@ -110,6 +129,11 @@ class LMG4:
         J, K = couplings
         m2 = Mz * Mz
         return -J * m2 - K * m2 * m2
+
+    def interaction_derivative(self, Mz, couplings: LMGCouplings, order: int = 1):
+        """``d^k u/dMz^k`` in closed form (``k >= 0``; see :func:`interaction_derivative`)."""
+        J, K = couplings
+        return _quartic_derivative(J, K, 0.0, Mz, order)
 
     def max_field(self, couplings: LMGCouplings):
         J, K = couplings
@@ -210,6 +234,11 @@ class LongitudinalLMG4:
         m2 = Mz * Mz
         return -J * m2 - K * m2 * m2 - b * Mz
 
+    def interaction_derivative(self, Mz, couplings: LongitudinalCouplings, order: int = 1):
+        """``d^k u/dMz^k`` in closed form (``k >= 0``; see :func:`interaction_derivative`)."""
+        J, K, b = couplings
+        return _quartic_derivative(J, K, b, Mz, order)
+
     def max_field(self, couplings: LongitudinalCouplings):
         J, K, b = couplings
         return 2.0 * jnp.abs(J) + 4.0 * jnp.abs(K) + jnp.abs(b)
@@ -224,7 +253,10 @@ class LongitudinalLMG4:
 
 
 def interaction_derivative(model: CollectiveSpinModel, couplings, Mz, order: int = 1):
-    """``d^k u / dMz^k`` at ``Mz`` (scalar), by forward-mode autodiff of ``model.interaction``."""
+    """``d^k u / dMz^k`` at ``Mz`` (scalar): ``model.interaction_derivative(Mz, couplings, k)``
+    where the model gives it in closed form, else by nested autodiff of ``model.interaction``."""
+    if hasattr(model, "interaction_derivative"):
+        return model.interaction_derivative(Mz, couplings, order)
     f = lambda m: model.interaction(m, couplings)  # noqa: E731
     for _ in range(order):
         f = jax.grad(f)

@@ -19,7 +19,16 @@ import pytest
 import jaxlmg as jl
 from jaxlmg import _compensated as C
 from jaxlmg._near_critical import near_critical_root, paramagnet_residual
-from jaxlmg.models import LMG4, LMGCouplings, PSpin, PSpinCouplings, taylor_coefficients
+from jaxlmg.models import (
+    LMG4,
+    LMGCouplings,
+    LongitudinalCouplings,
+    LongitudinalLMG4,
+    PSpin,
+    PSpinCouplings,
+    interaction_derivative,
+    taylor_coefficients,
+)
 
 mp.mp.dps = 50
 DELTAS = (1e-6, 1e-8, 1e-10, 1e-12)
@@ -229,3 +238,20 @@ def test_split_is_exact_under_jit():
     assert np.all(m == np.round(m))
     assert np.all(np.abs(lo) <= np.abs(a) * 2.0 ** -25)
     assert jnp.asarray(C.split(np.float32(1.1))[0]).dtype == jnp.float32
+
+
+def test_closed_form_interaction_derivatives():
+    """LMG4's and LongitudinalLMG4's closed-form ``u^(k)`` (k = 0..5) equal nested autodiff of
+    their ``interaction``, as the engines use it for models without the method."""
+    cases = [(LMG4(), LMGCouplings(0.7, 0.3)),
+             (LongitudinalLMG4(), LongitudinalCouplings(0.7, 0.3, 0.05))]
+    for model, c in cases:
+        assert hasattr(model, "interaction_derivative")
+        for k in range(6):
+            f = lambda m, model=model, c=c: model.interaction(m, c)  # noqa: E731
+            for _ in range(k):
+                f = jax.grad(f)
+            for m in (0.0, 0.3, -0.8, 1.0):
+                want = float(f(jnp.float64(m)))
+                got = float(interaction_derivative(model, c, jnp.float64(m), k))
+                assert abs(got - want) <= 1e-14 * (1 + abs(want)), (model, k, m, got, want)
