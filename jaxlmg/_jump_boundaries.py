@@ -149,40 +149,44 @@ def _jump_kernel(couplings, mask, h, T, *, model):
         t, ok = _side_temperatures(model, cs, m0, hs, x)
         d = jnp.abs(x - x_on)
         t = jnp.where(ok, t, jnp.where(d < dmin, t_c, 0.0))
-        return flip * (t - Ts), jnp.where(ok, jnp.minimum(dmin, d), dmin)
+        return flip * (t - Ts), jnp.where(ok, jnp.minimum(dmin, d), dmin), ok
 
     def wide(near, far):
         return jnp.abs(far - near) > _XTOL * jnp.maximum(jnp.abs(near), jnp.abs(far))
 
     def running(state):
-        k, _, near, far, br, _, spent = state
+        k, _, near, far, br, _, spent, _, _ = state
         return (k < _STEPS) & jnp.any(exists & ~spent & (~br | wide(near, far)))
 
     def step(state):  # outward steps until g̃ > 0 (bracketed), then bisect
-        k, j, near, far, br, dmin, spent = state
+        k, j, near, far, br, dmin, spent, ok_near, ok_far = state
         log_d = jnp.minimum(_LOG_STEP0 * (1.5 ** j - 1.0) / 0.5, _LOG_RANGE)
         x = jnp.where(br, 0.5 * (near + far), x_on * jnp.exp(direction * log_d))
-        g, dmin = gt(x, dmin)
+        g, dmin, ok = gt(x, dmin)
         up = (g > 0) & ~spent
-        near_n = jnp.where(up | spent, near, x)
-        far_n = jnp.where(up, x, jnp.where(br | spent, far, x))
+        keep_near, keep_far = up | spent, ~up & (br | spent)
+        near_n = jnp.where(keep_near, near, x)
+        far_n = jnp.where(keep_far, far, x)
+        ok_near = jnp.where(keep_near, ok_near, ok)
+        ok_far = jnp.where(keep_far, ok_far, ok)
         spent = spent | (~br & ~up & (log_d >= _LOG_RANGE))
-        return k + 1, j + jnp.where(br, 0.0, 1.0), near_n, far_n, br | up, dmin, spent
+        return (k + 1, j + jnp.where(br, 0.0, 1.0), near_n, far_n, br | up, dmin, spent,
+                ok_near, ok_far)
 
     start = jnp.full((2,), x_on)
-    init = (0, jnp.ones((2,)), start, start, jnp.zeros(2, bool), jnp.full((2,), jnp.inf),
-            jnp.zeros(2, bool))
-    _, _, near, far, br, dmin, spent = jax.lax.while_loop(running, step, init)
+    no = jnp.zeros(2, bool)  # the onset itself is not a resolved transition
+    init = (0, jnp.ones((2,)), start, start, no, jnp.full((2,), jnp.inf), no, no, no)
+    _, _, near, far, br, dmin, spent, ok_near, ok_far = jax.lax.while_loop(running, step, init)
     x = 0.5 * (near + far)
     # the root condition, checked: T_side = T at the root, or (a boundary so steep that the last
     # bit of x moves T_side by more than the tolerance, as next to the ground-state first-order
-    # field where T_side rises from 0) two resolved transitions on either side of T at the ends
-    # of the final bracket; a bracket across the edge of the region (unresolved on one side)
-    # whose T_side stays away from T is refused
+    # field where T_side rises from 0) the final bracket's ends are both resolved transitions,
+    # on either side of T as the bisection evaluated them (not re-evaluated: there one bit of x
+    # moves T_side by ~1e-7, as much as a different rounding of the same evaluation); a
+    # bracket across the edge of the region (unresolved on one side) whose T_side stays away
+    # from T is refused
     t, ok = _side_temperatures(model, cs, m0, hs, x)
-    t_near, ok_near = _side_temperatures(model, cs, m0, hs, near)
-    t_far, ok_far = _side_temperatures(model, cs, m0, hs, far)
-    straddle = ok_near & ok_far & ((t_near - Ts) * (t_far - Ts) <= 0)
+    straddle = ok_near & ok_far
     close = jnp.abs(t - Ts) <= _ROOT_TOL * (1.0 + Ts)
     conv = br & ~wide(near, far) & ok & (close | straddle)
     out = []

@@ -54,6 +54,25 @@ def test_jump_region_agrees_with_ensemble_agreement(pd):
     assert np.all(code[[0, 3]] != jump), code
 
 
+def test_steep_jump_boundary_is_found_where_one_bit_of_K_moves_T_below_by_1e_7():
+    """At T = J/2 and h ~ 3.09 J the MCE transition sits next to the top of the spin length
+    (s = 1 - 2e-11): T_below rises by ~3e-8 per bit of K, more than the root tolerance, so the
+    boundary is accepted from its bracket as the bisection evaluated it.  Re-evaluating the
+    bracket ends after the loop (in another program, rounded differently) refused 2 of these 7
+    fields (NOT_CONVERGED) in a draft that batched those evaluations.  Each is OK, and T_below
+    crosses T between K (1 - 1e-12) and K (1 + 1e-12)."""
+    h0 = 3.0921457011020483
+    hs = h0 * (1 + np.arange(-3, 4) * 1e-12)
+    below, _ = jl.microcanonical_jump_boundaries(hs, 0.5)
+    assert np.all(np.asarray(below.status) == jl.Status.OK), np.asarray(below.status)
+    K = np.asarray(below.K)
+    tr = jl.microcanonical_first_order(np.concatenate([hs, hs]),
+                                       np.concatenate([K * (1 - 1e-12), K * (1 + 1e-12)]))
+    assert np.all(np.asarray(tr.status) == jl.Status.OK)
+    t = np.asarray(tr.temperature_below).reshape(2, -1)
+    assert np.all((t[0] - 0.5) * (t[1] - 0.5) < 0), t
+
+
 @pytest.mark.slow
 def test_jump_boundary_derivative_matches_finite_differences():
     """The implicit derivative of K_below and K_above along a direction in (h, T) vs centred
