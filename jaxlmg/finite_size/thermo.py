@@ -178,6 +178,10 @@ def _logsumexp_np(a):
     return m + np.log(np.sum(np.exp(a - m)))
 
 
+#: the smallest padded number of levels of :func:`_thermo_kernel`
+_THERMO_MIN = 1024
+
+
 @jax.jit
 def _thermo_kernel(E, log_g, m2, m4, m1, mask, T, N):
     """Canonical averages over the levels ``E`` (weights ``g e^{-E/T}``) at one temperature."""
@@ -225,7 +229,9 @@ def _thermo_point(prob: Problem, Ts, magnetization: bool, max_bytes):
         m2, m4, m1 = level_observables(prob, lev, E)
     else:
         m2 = m4 = m1 = np.full(E.size, np.nan)
-    size = bucket(max(E.size, 64))  # bucketed: one compilation for many window sizes
+    # bucketed: one compilation for many window sizes; every window of up to _THERMO_MIN levels
+    # shares one (the kernel is a reduction: padding costs microseconds, a compilation ~1 s)
+    size = bucket(max(E.size, _THERMO_MIN))
 
     def pad(a, fill):
         out = np.full(size, fill, np.asarray(a).dtype)
