@@ -39,6 +39,12 @@ RETRY = 64
 #: of these few compiled programs (compiling a certified search takes seconds; running a padded
 #: point, microseconds).
 BUCKETS = (64, BLOCK, CHUNK)
+#: Concrete calls padded to at most this many points skip the fast pass of an escalating kernel
+#: and run its thorough pass on every point: the same numbers (the fast pass's result stands only
+#: where it is already the thorough one), from a program about half the size.  The fast pass
+#: pays off from a thousand points (3x there); on a few dozen the thorough pass costs about a
+#: millisecond, and compiling both passes several seconds more.
+THOROUGH_ONLY = BUCKETS[0]
 
 
 def broadcast_flat(trees, dtype=None):
@@ -66,7 +72,7 @@ def broadcast_flat(trees, dtype=None):
 
 @functools.cache
 def flat_kernel(point_fn: Callable, static: tuple = (), block: int = BLOCK,
-                escalate: tuple | None = None) -> Callable:
+                escalate: tuple | None = None, thorough: bool = False) -> Callable:
     """``jit`` of ``point_fn`` mapped over 1-D argument arrays (``lax.map`` of ``vmap`` blocks).
 
     Args:
@@ -82,16 +88,22 @@ def flat_kernel(point_fn: Callable, static: tuple = (), block: int = BLOCK,
             of the thorough pass for every point, inside the one jitted program (direct calls and
             sweeps compute the same numbers), and it is differentiable (a static loop of
             ``lax.cond``).
+        thorough: with ``escalate``, run only the thorough pass, on every point (a program
+            about half the size, for small batches: see :data:`THOROUGH_ONLY`).
     Returns:
         a jitted function of the flat arrays; cached, one per kernel and static arguments.
     """
     kwargs = dict(static)
+    if escalate is not None and thorough:
+        kwargs.update(dict(escalate))
 
     def run(*args):
         n = jax.tree_util.tree_leaves(args)[0].shape[0]
         out = jax.lax.map(lambda a: point_fn(*a, **kwargs), args, batch_size=min(block, n))
         if escalate is None:
             return out
+        if thorough:
+            return out[0]
         out, flag = out
         full = dict(kwargs, **dict(escalate))
         k = min(RETRY, n)
@@ -120,7 +132,9 @@ def flat_kernel(point_fn: Callable, static: tuple = (), block: int = BLOCK,
 
     # the kernel's name in JAX's compile logs and profiles (JAX_LOG_COMPILES=1), not "run"
     name = getattr(point_fn, "__name__", None) or getattr(point_fn, "func", run).__name__
-    run.__name__ = run.__qualname__ = f"batched_{name.lstrip('_')}"
+    name = f"batched_{name.lstrip('_')}" + ("_thorough" if escalate is not None and thorough
+                                            else "")
+    run.__name__ = run.__qualname__ = name
     return jax.jit(run)
 
 
@@ -182,6 +196,8 @@ def batched(point_fn: Callable, args, *, static: tuple = (), dtype=None,
         out = _spread(kernel, flat, n)
     elif concrete and n <= CHUNK:
         size = next(b for b in BUCKETS if b >= n)
+        if escalate is not None and size <= THOROUGH_ONLY:
+            kernel = flat_kernel(point_fn, static, BLOCK, escalate, thorough=True)
         out = jax.tree_util.tree_map(lambda x: x[:n], kernel(*_pad(flat, n, size)))
     else:
         out = kernel(*flat)

@@ -464,6 +464,33 @@ def test_batched_equals_loop():
                                       np.asarray(getattr(flat, k)))
 
 
+def test_small_calls_run_the_thorough_pass_only_with_the_same_numbers():
+    """A concrete call of at most 64 points runs only the thorough pass of an escalating engine
+    (a smaller program); every point equals, bit for bit, the same point inside a 1000-point
+    call (fast pass, then escalation), for the canonical, microcanonical and agreement engines,
+    with points next to the critical line (1e-12 ... 1e-3 below h_c) and the tricritical point."""
+    from jaxlmg import _batch
+
+    rng = np.random.default_rng(23)
+    n = 1000
+    h, K, T = rng.uniform(0, 3, n), rng.uniform(0, 1.5, n), rng.uniform(0, 2.5, n)
+    K[:100], T[:100], h[:100] = rng.uniform(0.24, 0.26, 100), 0.5, rng.normal(2.0, 1e-3, 100)
+    hc = np.asarray(jl.critical_field(T[100:300]))
+    below = hc * (1 - 10.0 ** rng.uniform(-12, -3, 200))
+    h[100:300] = np.where(np.isfinite(hc), below, h[100:300])
+    eps = rng.uniform(-1.5, 0.5, n)
+    assert _batch.THOROUGH_ONLY == 64
+    for fn, args in ((jl.canonical, (h, K, T)), (jl.microcanonical, (h, K, eps)),
+                     (jl.ensemble_agreement, (h, K, T))):
+        big = fn(*args)
+        for start in range(0, n, 64):
+            small = fn(*[a[start:start + 64] for a in args])
+            for f in big._fields:
+                np.testing.assert_array_equal(np.asarray(getattr(small, f)),
+                                              np.asarray(getattr(big, f))[start:start + 64],
+                                              err_msg=f"{fn.__name__}.{f}")
+
+
 class _CompileCounter(logging.Handler):
     def __init__(self):
         super().__init__(level=logging.DEBUG)

@@ -192,20 +192,24 @@ def test_batched_equals_loop_and_no_recompilation():
         for f in batch._fields:
             np.testing.assert_array_equal(getattr(one, f), getattr(batch, f)[i])
     size = flat_kernel.cache_info().currsize, _compiled()
+    assert size[1] >= 1  # the program of those calls is the one counted
     microcanonical(h + 0.01, K, eps)
     microcanonical(h[0] + 0.01, K[0], eps[0])
     assert (flat_kernel.cache_info().currsize, _compiled()) == size
 
 
 def _compiled():
-    """Executables compiled for the microcanonical kernel (all shapes)."""
+    """Executables compiled for the microcanonical kernel (all shapes and both variants)."""
     from jaxlmg._batch import BLOCK
     from jaxlmg._microcanonical import _state_kernel
     from jaxlmg._shell import FAST_ROUNDS, MAX_ROUNDS
 
-    fn = flat_kernel(_state_kernel, (("model", LMG4()), ("max_rounds", FAST_ROUNDS)), BLOCK,
-                     (("max_rounds", MAX_ROUNDS),))
-    return fn._cache_size()
+    # the fast pass with escalation, and the thorough pass alone (small calls); called as
+    # jaxlmg._batch.batched calls them (functools.cache tells positional from keyword)
+    static = (("model", LMG4()), ("max_rounds", FAST_ROUNDS))
+    escalate = (("max_rounds", MAX_ROUNDS),)
+    return (flat_kernel(_state_kernel, static, BLOCK, escalate)._cache_size()
+            + flat_kernel(_state_kernel, static, BLOCK, escalate, thorough=True)._cache_size())
 
 
 # --------------------------------------------------------------------------- derivatives
