@@ -131,7 +131,7 @@ def _newton(G, x, p, steps: int):
 
 def _bisect(state, up, lo, hi):
     """Bisection of ``[lo, hi]`` on ``up(state(h))`` (true below the jump, false above), carrying
-    the states at the bracket ends.
+    the states at the bracket ends; ``state(h)`` is a pair of scalars of the dtype of ``lo``.
 
     Returns:
         ``(lo, hi, state(lo), state(hi), up_lo, up_hi)`` after ``_BISECT`` halvings, with
@@ -153,8 +153,7 @@ def _bisect(state, up, lo, hi):
                 pick(to_lo, s, s_lo), pick(to_hi, s, s_hi),
                 jnp.where(first, u, up_lo), jnp.where(second, u, up_hi))
 
-    blank = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype),
-                                   jax.eval_shape(state, lo))
+    blank = (jnp.zeros_like(lo), jnp.zeros_like(lo))  # (not eval_shape: a second trace)
     no = jnp.zeros((), bool)
     return jax.lax.fori_loop(0, _BISECT + 2, body, (lo, hi, blank, blank, no, no))
 
