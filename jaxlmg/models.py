@@ -365,6 +365,10 @@ class Reversed:
         """``-u(Mz)`` of the wrapped model."""
         return -self.model.interaction(Mz, couplings)
 
+    def interaction_derivative(self, Mz, couplings, order: int = 1):
+        """``-u^(k)(Mz)`` of the wrapped model (closed form where it has one)."""
+        return -interaction_derivative(self.model, couplings, Mz, order)
+
     def max_field(self, couplings):
         """The wrapped model's bound on ``|u'|``."""
         return self.model.max_field(couplings)

@@ -26,6 +26,7 @@ from jaxlmg.models import (
     LongitudinalLMG4,
     PSpin,
     PSpinCouplings,
+    Reversed,
     interaction_derivative,
     taylor_coefficients,
 )
@@ -241,10 +242,12 @@ def test_split_is_exact_under_jit():
 
 
 def test_closed_form_interaction_derivatives():
-    """LMG4's and LongitudinalLMG4's closed-form ``u^(k)`` (k = 0..5) equal nested autodiff of
-    their ``interaction``, as the engines use it for models without the method."""
+    """LMG4's, LongitudinalLMG4's and a reversed model's ``u^(k)`` (k = 0..5, closed form where
+    the model has one) equal nested autodiff of their ``interaction``, as the engines use it for
+    models without the method."""
     cases = [(LMG4(), LMGCouplings(0.7, 0.3)),
-             (LongitudinalLMG4(), LongitudinalCouplings(0.7, 0.3, 0.05))]
+             (LongitudinalLMG4(), LongitudinalCouplings(0.7, 0.3, 0.05)),
+             (Reversed(LMG4()), LMGCouplings(0.7, 0.3)), (Reversed(PSpin(3)), PSpinCouplings(0.7))]
     for model, c in cases:
         assert hasattr(model, "interaction_derivative")
         for k in range(6):
