@@ -54,7 +54,7 @@ def test_jump_region_agrees_with_ensemble_agreement(pd):
     assert np.all(code[[0, 3]] != jump), code
 
 
-def test_steep_jump_boundary_is_found_where_one_bit_of_K_moves_T_below_by_1e_7():
+def test_steep_jump_boundary_is_found_where_one_bit_of_K_moves_T_below_past_the_tolerance():
     """At T = J/2 and h ~ 3.09 J the MCE transition sits next to the top of the spin length
     (s = 1 - 2e-11): T_below rises by ~3e-8 per bit of K, more than the root tolerance, so the
     boundary is accepted from its bracket as the bisection evaluated it.  Re-evaluating the
